@@ -1,0 +1,69 @@
+"""The seam between intake and workers: task names, queues and the Celery configuration both sides share.
+
+The intake never imports worker code; it sends tasks by these stable names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from ingest.settings import Settings
+
+PROCESS_EVENT = "voucherify.process_event"
+RECONCILE = "voucherify.reconcile"
+
+LIVE_QUEUE = "events"  # fresh deliveries from the intake
+REPLAY_QUEUE = "replay"  # replays, retries and reconciler hand-offs: live traffic keeps its latency
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings for at-least-once delivery; the same for the intake's client and the workers."""
+    visibility = max(3600, settings.task_time_limit_s * 4)
+    return {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        # Redis transport: a message not acked within this is redelivered. Longer than any task (tasks
+        # never wait on an ETA: retries are scheduled through the store's outbox, not with countdowns).
+        "broker_transport_options": {"visibility_timeout": visibility},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        # Celery 5.7: a task whose worker process died is re-sent like a retry, so max_retries bounds it
+        # (a task that kills its worker every time stops after that many tries instead of looping).
+        "task_retry_on_worker_lost": True,
+        "task_default_queue": LIVE_QUEUE,
+        "task_create_missing_queues": True,
+        "task_time_limit": settings.task_time_limit_s,
+        "task_soft_time_limit": max(1, settings.task_time_limit_s - 5),
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "broker_pool_limit": 10,
+        "timezone": "UTC",
+    }
+
+
+class TaskQueue:
+    """Sends tasks by name through a Celery client that knows no tasks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.celery = Celery("voucherify-ingest", set_as_current=False)
+        self.celery.conf.update(celery_config(settings))
+
+    def process_event(self, event_id: str, *, queue: str = LIVE_QUEUE) -> None:
+        """Hand an event to a worker. At-least-once: the outbox covers a send that is lost."""
+        self.celery.send_task(PROCESS_EVENT, args=[event_id], queue=queue, retry=False)
+
+    def ping(self) -> bool:
+        """True when the broker accepts a connection."""
+        try:
+            with self.celery.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=2)
+            return True
+        except Exception:
+            return False

@@ -1,0 +1,217 @@
+"""One typed, frozen settings object, read once from the environment.
+
+Both the intake and the workers use it, so it lives here, once. A bad value fails at start with the
+variable's name, never later in a request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+class ConfigError(ValueError):
+    """A configuration variable has a value we cannot use."""
+
+
+@dataclass(frozen=True)
+class ForwardDestination:
+    """An HTTP endpoint that receives validated events (the `forward` action)."""
+
+    name: str
+    url: str
+    secret: str | None = None
+    event_types: tuple[str, ...] = ()  # empty: every routed event; "voucher.*" globs allowed
+
+    def wants(self, event_type: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        return not self.event_types or any(fnmatchcase(event_type, p) for p in self.event_types)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with safe defaults (see the README's configuration table)."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    broker_url: str = DEFAULT_REDIS_URL
+    webhook_secrets: tuple[str, ...] = ()
+    allow_unsigned: bool = False
+    smtp_url: str | None = None
+    notify_from: str = "vouchers@localhost"
+    admin_token: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    # Longer than Voucherify's retry span (~1.5 days), so a late retry is still recognised.
+    dedup_window_s: int = 72 * 3600
+    # An event not picked up (or not finished) this long after its last hand-off is re-enqueued.
+    outbox_lease_s: int = 120
+    reconcile_interval_s: float = 5.0
+    task_time_limit_s: int = 60
+    action_max_attempts: int = 20
+    action_max_age_s: int = 6 * 3600
+    action_backoff_base_s: float = 5.0
+    action_backoff_cap_s: float = 1800.0
+    smtp_timeout_s: float = 10.0
+    forward_timeout_s: float = 10.0
+    forward_destinations: tuple[ForwardDestination, ...] = ()
+    retention_processed_s: int = 30 * 86400
+    retention_failed_s: int = 90 * 86400
+    key_prefix: str = "vw"
+    data_dir: Path = field(default_factory=lambda: Path("var"))
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse the environment (os.environ by default); raise ConfigError naming the bad variable."""
+        env = os.environ if environ is None else environ
+        redis_url = _url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix"))
+        return cls(
+            redis_url=redis_url,
+            broker_url=_url(
+                env, "CELERY_BROKER_URL", redis_url, ("redis", "rediss", "unix", "amqp", "amqps", "pyamqp")
+            ),
+            webhook_secrets=tuple(
+                s.strip() for s in env.get("VOUCHERIFY_WEBHOOK_SECRETS", "").split(",") if s.strip()
+            ),
+            allow_unsigned=_bool(env, "VOUCHERIFY_ALLOW_UNSIGNED", False),
+            smtp_url=_optional_url(env, "SMTP_URL", ("smtp", "smtps")),
+            notify_from=_email(env, "NOTIFY_FROM", "vouchers@localhost"),
+            admin_token=env.get("ADMIN_TOKEN") or None,
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1),
+            dedup_window_s=_int(env, "DEDUP_WINDOW_SECONDS", 72 * 3600, minimum=1),
+            outbox_lease_s=_int(env, "OUTBOX_LEASE_SECONDS", 120, minimum=5),
+            reconcile_interval_s=_float(env, "RECONCILE_INTERVAL_SECONDS", 5.0, minimum=0.1),
+            task_time_limit_s=_int(env, "TASK_TIME_LIMIT_SECONDS", 60, minimum=1),
+            action_max_attempts=_int(env, "ACTION_MAX_ATTEMPTS", 20, minimum=1),
+            action_max_age_s=_int(env, "ACTION_MAX_AGE_SECONDS", 6 * 3600, minimum=1),
+            action_backoff_base_s=_float(env, "ACTION_BACKOFF_BASE_SECONDS", 5.0, minimum=0.0),
+            action_backoff_cap_s=_float(env, "ACTION_BACKOFF_CAP_SECONDS", 1800.0, minimum=0.0),
+            smtp_timeout_s=_float(env, "SMTP_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            forward_timeout_s=_float(env, "FORWARD_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            forward_destinations=_destinations(env),
+            retention_processed_s=_int(env, "RETENTION_PROCESSED_SECONDS", 30 * 86400, minimum=60),
+            retention_failed_s=_int(env, "RETENTION_FAILED_SECONDS", 90 * 86400, minimum=60),
+            key_prefix=env.get("KEY_PREFIX", "vw") or "vw",
+            data_dir=Path(env.get("DATA_DIR", "var")),
+            log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (tests and the `run` command use it)."""
+        return replace(self, **changes)
+
+    def require_secrets(self) -> None:
+        """The intake refuses to start unsigned unless that was asked for explicitly."""
+        if not self.webhook_secrets and not self.allow_unsigned:
+            raise ConfigError(
+                "VOUCHERIFY_WEBHOOK_SECRETS: not set; set it to your project's webhook secret key "
+                "(Project settings -> Webhooks), or set VOUCHERIFY_ALLOW_UNSIGNED=1 to accept unsigned "
+                "requests"
+            )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().upper()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip() or default
+    scheme = urlsplit(raw).scheme
+    if scheme not in schemes:
+        raise ConfigError(
+            f"{name}: expected a {'/'.join(s + '://' for s in schemes)} URL, got scheme {scheme!r}"
+        )
+    return raw
+
+
+def _optional_url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{name}: expected {' or '.join(s + '://[user:pass@]host:port' for s in schemes)}")
+    try:
+        parts.port  # noqa: B018 - urlsplit validates the port lazily
+    except ValueError:
+        raise ConfigError(f"{name}: the port is not a number") from None
+    return raw
+
+
+def _email(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip() or default
+    if "@" not in raw or raw.startswith("@"):
+        raise ConfigError(f"{name}: expected an email address, got {raw!r}")
+    return raw
+
+
+def _destinations(env: Mapping[str, str]) -> tuple[ForwardDestination, ...]:
+    """FORWARD_URLS=name=https://a.example/hook,https://b.example/x; FORWARD_<NAME>_SECRET, _EVENTS."""
+    raw = env.get("FORWARD_URLS", "").strip()
+    if not raw:
+        return ()
+    out: list[ForwardDestination] = []
+    for i, item in enumerate(x.strip() for x in raw.split(",") if x.strip()):
+        name, sep, url = item.partition("=")
+        if not sep or "://" in name:
+            name, url = f"dest{i + 1}", item
+        name = name.strip().lower()
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"FORWARD_URLS: destination name {name!r} must be letters, digits, - or _")
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"FORWARD_URLS: {url!r} is not an http(s) URL")
+        key = name.upper().replace("-", "_")
+        events = tuple(e.strip() for e in env.get(f"FORWARD_{key}_EVENTS", "").split(",") if e.strip())
+        out.append(ForwardDestination(name, url.strip(), env.get(f"FORWARD_{key}_SECRET") or None, events))
+    if len({d.name for d in out}) != len(out):
+        raise ConfigError("FORWARD_URLS: destination names must be unique")
+    return tuple(out)

@@ -1,0 +1,486 @@
+"""The raw-event store, in Redis. The intake writes it; the workers and the admin API read and update it.
+
+Keys (prefix `vw` by default; one Redis database per deployment):
+
+    {p}:ev:{id}        hash   the event document: status, event_type, received_at, dedup_key, attempts, ...
+    {p}:raw:{id}       string the body exactly as received
+    {p}:act:{id}       hash   action name -> JSON state (status, attempts, last_error, next_attempt_at, ...)
+    {p}:dd:{key}       string dedup claim -> event id, expires after the dedup window
+    {p}:all            zset   every event id, scored by received_at (listing, newest first)
+    {p}:st:{status}    zset   event ids per status, scored by received_at
+    {p}:ty:{type}      zset   event ids per event type, scored by received_at
+    {p}:outbox         zset   event ids that still need a worker, scored by when to (re)try them
+    {p}:once:{key}     string side-effect reservations ("pending:<holder>" while running, "done:<holder>")
+
+Every state change of an event is one Lua script, so the document, the status indexes and the outbox never
+disagree, and the intake's write is one atomic round trip. Scripts compute further key names from the prefix,
+so this needs a single Redis node (or Sentinel), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ingest.settings import Settings
+
+STATUSES = ("queued", "processing", "processed", "ignored", "invalid", "failed", "dead")
+TERMINAL = frozenset({"processed", "ignored", "invalid", "dead"})
+StoreUnavailableError = (redis.ConnectionError, redis.TimeoutError)
+
+# Store raw body + document, claim the dedup key, index, and put the event in the outbox; or, when the
+# dedup key is taken, count the duplicate on the original. KEYS: dedup, ev, raw, all, st:queued, outbox.
+_ACCEPT = """
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local orig = ARGV[1] .. ':ev:' .. existing
+  if redis.call('EXISTS', orig) == 1 then
+    redis.call('HINCRBY', orig, 'duplicates', 1)
+  end
+  return {0, existing}
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[6])
+redis.call('HSET', KEYS[2], unpack(ARGV, 7))
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
+redis.call('ZADD', KEYS[5], ARGV[4], ARGV[2])
+redis.call('ZADD', KEYS[6], ARGV[5], ARGV[2])
+return {1, ARGV[2]}
+"""
+
+# Move an event to a status: document fields, status index, type index, outbox, and an expiry for
+# terminal states. ARGV: prefix, id, status, now, outbox ("" keep, "-" remove, else a due time),
+# ttl ("" none, else seconds), then field/value pairs. Returns the previous status, or false if unknown.
+_SET_STATUS = """
+local p, id, new = ARGV[1], ARGV[2], ARGV[3]
+local ev = p .. ':ev:' .. id
+local old = redis.call('HGET', ev, 'status')
+if not old then return false end
+local score = redis.call('HGET', ev, 'received_at')
+if old ~= new then
+  redis.call('ZREM', p .. ':st:' .. old, id)
+  redis.call('ZADD', p .. ':st:' .. new, score, id)
+end
+redis.call('HSET', ev, 'status', new, 'updated_at', ARGV[4])
+for i = 7, #ARGV, 2 do
+  redis.call('HSET', ev, ARGV[i], ARGV[i + 1])
+  if ARGV[i] == 'event_type' and ARGV[i + 1] ~= '' then
+    redis.call('ZADD', p .. ':ty:' .. ARGV[i + 1], score, id)
+  end
+end
+if ARGV[5] == '-' then
+  redis.call('ZREM', p .. ':outbox', id)
+elseif ARGV[5] ~= '' then
+  redis.call('ZADD', p .. ':outbox', ARGV[5], id)
+end
+local keys = {ev, p .. ':raw:' .. id, p .. ':act:' .. id}
+for _, k in ipairs(keys) do
+  if ARGV[6] == '' then redis.call('PERSIST', k) else redis.call('EXPIRE', k, ARGV[6]) end
+end
+return old
+"""
+
+# Claim outbox entries that are due: push each one's due time forward by the lease, so concurrent
+# reconcilers never hand out the same entry twice. ARGV: now, lease, limit.
+_CLAIM_DUE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], ARGV[1] + ARGV[2], id)
+end
+return ids
+"""
+
+# Reserve a side effect under a business key: "acquired", "done" (already happened) or "busy".
+_RESERVE = """
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], 'pending:' .. ARGV[1], 'EX', ARGV[2])
+  return 'acquired'
+end
+if string.sub(v, 1, 5) == 'done:' then return 'done' end
+if v == 'pending:' .. ARGV[1] then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  return 'acquired'
+end
+return 'busy'
+"""
+
+# Release a reservation we hold (the side effect failed and will be retried).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == 'pending:' .. ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """What a worker needs of a stored event."""
+
+    id: str
+    status: str
+    raw: bytes
+    source: str
+    received_at: float
+    event_type: str
+    attempts: int
+
+
+def new_event_id(now: float | None = None) -> str:
+    """Time-ordered, unguessable: 12 hex digits of milliseconds, then 12 random."""
+    ms = int((time.time() if now is None else now) * 1000)
+    return f"evt_{ms:012x}{secrets.token_hex(6)}"
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as ISO-8601 UTC with milliseconds and a Z, like Voucherify's."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
+    """A client that fails fast (one try, short timeouts), so an outage becomes a 503 quickly."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=min(timeout, 2.0),
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=30,
+    )
+
+
+class EventStore:
+    """Events, their actions' state and the outbox, in one Redis."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.r = client
+        self.settings = settings
+        self.p = settings.key_prefix
+        self._accept = client.register_script(_ACCEPT)
+        self._set_status = client.register_script(_SET_STATUS)
+        self._claim_due = client.register_script(_CLAIM_DUE)
+        self._reserve = client.register_script(_RESERVE)
+        self._release = client.register_script(_RELEASE)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, timeout: float = 5.0) -> EventStore:
+        """A store on `settings.redis_url`."""
+        return cls(connect(settings.redis_url, timeout=timeout), settings)
+
+    def key(self, kind: str, ident: str) -> str:
+        return f"{self.p}:{kind}:{ident}"
+
+    # -- intake ---------------------------------------------------------------------------------------
+
+    def accept(
+        self,
+        raw: bytes,
+        *,
+        dedup_key: str,
+        headers: Mapping[str, str],
+        secret: str,
+        source: str = "",
+        now: float | None = None,
+    ) -> tuple[str, bool]:
+        """Store a delivery atomically: (event id, True), or (the original's id, False) for a duplicate."""
+        now = time.time() if now is None else now
+        event_id = new_event_id(now)
+        fields: dict[str, str | int] = {
+            "id": event_id,
+            "status": "queued",
+            "event_type": "",
+            "received_at": repr(now),
+            "updated_at": repr(now),
+            "dedup_key": dedup_key,
+            "attempts": 0,
+            "duplicates": 0,
+            "source": source,
+            "secret": secret,
+            "headers": json.dumps(dict(headers)),
+            "size": len(raw),
+        }
+        flat: list[Any] = [x for kv in fields.items() for x in kv]
+        p = self.p
+        created, ident = self._accept(
+            keys=[
+                self.key("dd", dedup_key),
+                self.key("ev", event_id),
+                self.key("raw", event_id),
+                f"{p}:all",
+                f"{p}:st:queued",
+                f"{p}:outbox",
+            ],
+            args=[
+                p,
+                event_id,
+                self.settings.dedup_window_s,
+                repr(now),
+                repr(now + self.settings.outbox_lease_s),
+                raw,
+                *flat,
+            ],
+        )
+        return ident.decode(), bool(created)
+
+    def ping(self) -> bool:
+        """True when the store answers."""
+        try:
+            return bool(self.r.ping())
+        except StoreUnavailableError:
+            return False
+
+    # -- workers --------------------------------------------------------------------------------------
+
+    def load(self, event_id: str) -> StoredEvent | None:
+        """The stored event with its raw body, or None if unknown (or expired)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hmget(self.key("ev", event_id), "status", "source", "received_at", "event_type", "attempts")
+        pipe.get(self.key("raw", event_id))
+        (status, source, received_at, event_type, attempts), raw = pipe.execute()
+        if status is None or raw is None:
+            return None
+        return StoredEvent(
+            id=event_id,
+            status=status.decode(),
+            raw=raw,
+            source=(source or b"").decode(),
+            received_at=float(received_at or 0),
+            event_type=(event_type or b"").decode(),
+            attempts=int(attempts or 0),
+        )
+
+    def set_status(
+        self,
+        event_id: str,
+        status: str,
+        *,
+        outbox: float | bool | None = None,
+        now: float | None = None,
+        **fields: str | int | float,
+    ) -> str | None:
+        """Move an event to `status`, updating fields; outbox=False removes it, a number (re)schedules it.
+
+        Terminal statuses start the retention clock; others keep the event forever. Returns the old status.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        now = time.time() if now is None else now
+        if outbox is False:
+            box = "-"
+        elif outbox is None or outbox is True:
+            box = ""
+        else:
+            box = repr(float(outbox))
+        if status in TERMINAL:
+            keep = (
+                self.settings.retention_processed_s
+                if status in ("processed", "ignored")
+                else (self.settings.retention_failed_s)
+            )
+            ttl = str(keep)
+        else:
+            ttl = ""
+        flat = [str(x) for kv in fields.items() for x in kv]
+        old = self._set_status(args=[self.p, event_id, status, repr(now), box, ttl, *flat])
+        return old.decode() if old else None
+
+    def incr_attempts(self, event_id: str) -> int:
+        return int(self.r.hincrby(self.key("ev", event_id), "attempts", 1))
+
+    def actions(self, event_id: str) -> dict[str, dict[str, Any]]:
+        """Each action's state, by action name."""
+        raw = self.r.hgetall(self.key("act", event_id))
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def put_action(self, event_id: str, name: str, state: Mapping[str, Any]) -> None:
+        self.r.hset(self.key("act", event_id), name, json.dumps(state, separators=(",", ":")))
+
+    def schedule(self, event_id: str, due: float) -> None:
+        """Ask for the event to be handed to a worker again at `due` (epoch seconds)."""
+        self.r.zadd(f"{self.p}:outbox", {event_id: due})
+
+    def claim_due(self, now: float | None = None, *, limit: int = 500) -> list[str]:
+        """Outbox entries due now, each pushed a lease forward so nobody else claims it meanwhile."""
+        now = time.time() if now is None else now
+        ids = self._claim_due(
+            keys=[f"{self.p}:outbox"], args=[repr(now), self.settings.outbox_lease_s, limit]
+        )
+        return [i.decode() for i in ids]
+
+    def outbox_size(self) -> int:
+        return int(self.r.zcard(f"{self.p}:outbox"))
+
+    def reserve(self, key: str, holder: str, ttl: int) -> str:
+        """Reserve side effect `key` for `holder`: "acquired", "done" or "busy" (someone else is on it)."""
+        return self._reserve(keys=[self.key("once", key)], args=[holder, ttl]).decode()
+
+    def complete(self, key: str, holder: str, ttl: int) -> None:
+        """Record that side effect `key` happened, so nobody repeats it within `ttl`."""
+        self.r.set(self.key("once", key), f"done:{holder}", ex=ttl)
+
+    def release(self, key: str, holder: str) -> None:
+        """Give up a reservation we hold, so a retry can take it."""
+        self._release(keys=[self.key("once", key)], args=[holder])
+
+    def reset_for_replay(self, event_id: str, *, all_actions: bool = False, now: float | None = None) -> bool:
+        """Make an event runnable again: its failed/dead (or all) actions pending, the event queued."""
+        now = time.time() if now is None else now
+        if not self.r.exists(self.key("ev", event_id)):
+            return False
+        for name, state in self.actions(event_id).items():
+            if all_actions or state.get("status") in ("failed", "dead", "pending", "running"):
+                state.update(
+                    status="pending",
+                    attempts=0,
+                    first_attempt_at=None,
+                    next_attempt_at=None,
+                    replays=int(state.get("replays", 0)) + 1,
+                )
+                self.put_action(event_id, name, state)
+        self.set_status(
+            event_id, "queued", outbox=now + self.settings.outbox_lease_s, now=now, reason="replay"
+        )
+        self.r.hincrby(self.key("ev", event_id), "replays", 1)
+        return True
+
+    # -- admin ----------------------------------------------------------------------------------------
+
+    def document(self, event_id: str) -> dict[str, Any] | None:
+        """The event as the admin API shows it, without the raw body."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.key("ev", event_id))
+        pipe.hgetall(self.key("act", event_id))
+        ev, acts = pipe.execute()
+        return _document(ev, acts)
+
+    def raw(self, event_id: str) -> bytes | None:
+        return self.r.get(self.key("raw", event_id))
+
+    def iter_ids(
+        self,
+        *,
+        status: str | None = None,
+        event_type: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        newest_first: bool = True,
+        page: int = 500,
+    ) -> Iterator[str]:
+        """Event ids matching the filters, by received time; index entries of expired events are pruned."""
+        index = (
+            f"{self.p}:st:{status}"
+            if status
+            else f"{self.p}:ty:{event_type}"
+            if event_type
+            else f"{self.p}:all"
+        )
+        lo = "-inf" if since is None else repr(since)
+        hi = "+inf" if until is None else repr(until)
+        offset = 0
+        while True:
+            if newest_first:
+                chunk = self.r.zrevrangebyscore(index, hi, lo, start=offset, num=page)
+            else:
+                chunk = self.r.zrangebyscore(index, lo, hi, start=offset, num=page)
+            if not chunk:
+                return
+            ids = [c.decode() for c in chunk]
+            pipe = self.r.pipeline(transaction=False)
+            for i in ids:
+                pipe.hmget(self.key("ev", i), "status", "event_type")
+            gone: list[str] = []
+            for i, (st, ty) in zip(ids, pipe.execute(), strict=True):
+                if st is None:
+                    gone.append(i)
+                    continue
+                if (status and st.decode() != status) or (event_type and (ty or b"").decode() != event_type):
+                    continue
+                yield i
+            offset += len(ids)
+            if gone:
+                self._prune(gone, index)
+                offset -= len(gone)
+
+    def _prune(self, ids: Sequence[str], index: str) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for key in {index, f"{self.p}:all", *(f"{self.p}:st:{s}" for s in STATUSES)}:
+            pipe.zrem(key, *ids)
+        pipe.zrem(f"{self.p}:outbox", *ids)
+        pipe.execute()
+
+    def list_events(
+        self,
+        *,
+        status: str | None = None,
+        event_type: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Event documents, newest first."""
+        ids: list[str] = []
+        for i in self.iter_ids(status=status, event_type=event_type, since=since, until=until):
+            ids.append(i)
+            if len(ids) >= limit:
+                break
+        if not ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for i in ids:
+            pipe.hgetall(self.key("ev", i))
+            pipe.hgetall(self.key("act", i))
+        res = pipe.execute()
+        docs = (_document(res[k], res[k + 1]) for k in range(0, len(res), 2))
+        return [d for d in docs if d is not None]
+
+    def oldest_unfinished(self) -> float | None:
+        """Received time of the oldest event not yet in a terminal status."""
+        pipe = self.r.pipeline(transaction=False)
+        for s in ("queued", "processing", "failed"):
+            pipe.zrange(f"{self.p}:st:{s}", 0, 0, withscores=True)
+        firsts = [row[0][1] for row in pipe.execute() if row]
+        return min(firsts) if firsts else None
+
+    def counts(self) -> dict[str, int]:
+        """How many events are in each status."""
+        pipe = self.r.pipeline(transaction=False)
+        for s in STATUSES:
+            pipe.zcard(f"{self.p}:st:{s}")
+        return dict(zip(STATUSES, (int(n) for n in pipe.execute()), strict=True))
+
+
+def _document(ev: Mapping[bytes, bytes], acts: Mapping[bytes, bytes]) -> dict[str, Any] | None:
+    if not ev:
+        return None
+    d = {k.decode(): v.decode() for k, v in ev.items()}
+    actions = {}
+    for name, state in sorted(acts.items()):
+        s = json.loads(state)
+        s["next_attempt_at"] = iso(s.get("next_attempt_at"))
+        for h in s.get("history", []):
+            h["at"] = iso(h.get("at"))
+        actions[name.decode()] = s
+    return {
+        "id": d["id"],
+        "status": d.get("status"),
+        "event_type": d.get("event_type") or None,
+        "received_at": iso(float(d["received_at"])),
+        "updated_at": iso(float(d.get("updated_at") or d["received_at"])),
+        "dedup_key": d.get("dedup_key"),
+        "source": d.get("source") or None,
+        "attempts": int(d.get("attempts") or 0),
+        "duplicates": int(d.get("duplicates") or 0),
+        "reason": d.get("reason") or None,
+        "errors": json.loads(d["errors"]) if d.get("errors") else None,
+        "size": int(d.get("size") or 0),
+        "actions": actions,
+    }

@@ -1,0 +1,114 @@
+"""The intake: verify, store, enqueue, answer. No validation and no downstream I/O here.
+
+Voucherify counts a delivery as done on any 2xx within 10 s and otherwise retries 12 times, then disables
+the webhook (https://docs.voucherify.io/api-reference/introduction-to-webhooks, "Responding to webhooks"),
+so everything that can wait happens in a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, jsonify, request
+
+from ingest import signature
+from ingest.app import services
+from ingest.dedup import dedup_key
+from ingest.store import StoreUnavailableError
+
+log = logging.getLogger("ingest.intake")
+bp = Blueprint("intake", __name__)
+
+# Headers worth keeping with the raw body: never credentials or the signature itself.
+_DROP_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", signature.HEADER})
+_MAX_HEADER_BYTES = 8192
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    svc = services()
+    store_ok = svc.store.ping()
+    broker_ok = store_ok if svc.settings.broker_url == svc.settings.redis_url else svc.queue.ping()
+    ready = store_ok and broker_ok
+    body = jsonify(status="ready" if ready else "unavailable", store=store_ok, broker=broker_ok)
+    return body, 200 if ready else 503
+
+
+@bp.post("/webhooks/voucherify", defaults={"source": ""})
+@bp.post("/webhooks/voucherify/<source>")
+def receive(source: str) -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
+    """Accept one webhook delivery: 202 once the raw body is durably stored."""
+    started = time.perf_counter()
+    svc = services()
+    if source and not _valid_source(source):
+        return jsonify(error="not_found", message="unknown webhook source"), 404
+    raw = request.get_data(cache=False)  # 413 from Werkzeug past MAX_BODY_BYTES
+
+    if svc.settings.webhook_secrets:
+        matched = signature.verify(raw, request.headers.get(signature.HEADER), svc.settings.webhook_secrets)
+        if matched is None:
+            reason = "missing_signature" if not request.headers.get(signature.HEADER) else "bad_signature"
+            log.warning("webhook refused", extra={"reason": reason, "source": source, "size": len(raw)})
+            return jsonify(error=reason, message=f"{signature.HEADER} is missing or does not match"), 401
+        verdict = f"secret:{matched}"
+    else:
+        verdict = "unsigned"
+
+    key = dedup_key(raw, source)
+    try:
+        event_id, created = svc.store.accept(
+            raw, dedup_key=key, headers=_kept_headers(), secret=verdict, source=source
+        )
+    except StoreUnavailableError as exc:
+        log.error("store unavailable", extra={"reason": "store_unavailable", "error": type(exc).__name__})
+        return (
+            jsonify(error="store_unavailable", message="the event store is unreachable; retry later"),
+            503,
+            {"Retry-After": "5"},
+        )
+
+    if created:
+        try:
+            svc.queue.process_event(event_id)
+        except Exception as exc:
+            log.warning(
+                "enqueue failed; the reconciler will retry",
+                extra={"event_id": event_id, "reason": "enqueue_failed", "error": type(exc).__name__},
+            )
+    status = "queued" if created else "duplicate"
+    log.info(
+        "webhook accepted",
+        extra={
+            "event_id": event_id,
+            "status": status,
+            "source": source,
+            "secret": verdict,
+            "size": len(raw),
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return jsonify(id=event_id, status=status), 202
+
+
+def _valid_source(source: str) -> bool:
+    return len(source) <= 64 and source.replace("-", "").replace("_", "").isalnum() and source.isascii()
+
+
+def _kept_headers() -> dict[str, str]:
+    out: dict[str, str] = {"remote_addr": request.remote_addr or ""}
+    size = 0
+    for name, value in request.headers.items():
+        low = name.lower()
+        if low in _DROP_HEADERS:
+            continue
+        size += len(low) + len(value)
+        if size > _MAX_HEADER_BYTES:
+            break
+        out[low] = value
+    return out

