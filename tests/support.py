@@ -5,6 +5,7 @@ Every process started here has a bounded start-up wait and is stopped (process g
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -150,10 +151,8 @@ class Proc:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group (a prefork worker's children too)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.popen.poll() is None:

@@ -56,9 +56,11 @@ class TestFromEnv:
         )
         crm, bi = s.forward_destinations
         assert (crm.name, crm.url, crm.secret) == ("crm", "https://crm.example/hook", "s3")
-        assert crm.wants("voucher.updated") and crm.wants("publication.succeeded")
+        assert crm.wants("voucher.updated")
+        assert crm.wants("publication.succeeded")
         assert not crm.wants("customer.created")
-        assert bi.name == "dest2" and bi.wants("anything")
+        assert bi.name == "dest2"
+        assert bi.wants("anything")
 
 
 class TestRequireSecrets:

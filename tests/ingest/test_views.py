@@ -67,7 +67,7 @@ class TestAccepted:
         """Voucherify signs the compact JSON; a body sent with whitespace still verifies."""
         doc = envelope()
         body = json.dumps(doc, indent=2).encode()
-        compact, headers = signed(doc)
+        _compact, headers = signed(doc)
         assert client.post("/webhooks/voucherify", data=body, headers=headers).status_code == 202
 
     def test_rotated_secret_is_accepted(self, settings, store, queue):
@@ -131,7 +131,8 @@ class TestRefused:
         resp = client.post("/webhooks/voucherify", json=envelope())
         assert resp.status_code == 401
         assert resp.json["error"] == "missing_signature"
-        assert store.counts()["queued"] == 0 and queue.sent == []
+        assert store.counts()["queued"] == 0
+        assert queue.sent == []
 
     def test_wrong_signature_is_401(self, client, store):
         body, headers = signed(envelope(), secret="not-the-secret")
