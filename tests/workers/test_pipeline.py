@@ -1,0 +1,238 @@
+import json
+
+import pytest
+
+from ingest import examples
+from ingest.dedup import dedup_key
+from tests.workers.conftest import BROKEN, FLAKY, OK, ScriptedAction
+from workers import dispatch, pipeline
+from workers.errors import PermanentError, TransientError
+
+
+def deliver(store, doc_or_bytes, source=""):
+    """Store a delivery the way the intake does and return its event id."""
+    raw = doc_or_bytes if isinstance(doc_or_bytes, bytes) else json.dumps(doc_or_bytes).encode()
+    event_id, created = store.accept(
+        raw, dedup_key=dedup_key(raw, source), headers={}, secret="secret:0", source=source
+    )
+    assert created
+    return event_id
+
+
+def publication(email="alex@example.com", pub_id="pub_1", **overrides):
+    doc = examples.example_envelope("publication.succeeded", **overrides)
+    doc["data"]["customer"]["email"] = email
+    doc["data"]["publication"]["id"] = pub_id
+    return doc
+
+
+class TestProcessEvent:
+    def test_publication_emails_the_customer(self, runtime, store, mailer):
+        """publication.succeeded: the customer gets one email with their code and the campaign name."""
+        event_id = deliver(store, publication())
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        (msg,) = mailer.sent
+        assert "alex@example.com" in msg["To"]
+        assert "ZERO-8" in msg.get_content()
+        assert "Free product zero items-test" in msg["Subject"]
+        assert msg["Message-ID"] == "<pub_1@example.com>"
+        doc = store.document(event_id)
+        assert doc["status"] == "processed"
+        assert doc["event_type"] == "publication.succeeded"
+        assert doc["attempts"] == 1
+        assert doc["actions"]["notify_customer"]["status"] == "succeeded"
+        assert store.outbox_size() == 0
+
+    def test_processing_twice_sends_one_email(self, runtime, store, mailer):
+        """A redelivered task for a finished event does nothing."""
+        event_id = deliver(store, publication())
+        pipeline.process_event(event_id, runtime)
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        assert len(mailer.sent) == 1
+
+    def test_one_email_per_publication_across_event_types(self, runtime, store, mailer):
+        """voucher.published and publication.succeeded for one publication: one email."""
+        pub = deliver(store, publication(pub_id="pub_same"))
+        vp = examples.example_envelope("voucher.published-2")
+        vp["event"]["id"] = "evvou_other"
+        vp["data"]["publication"]["id"] = "pub_same"
+        other = deliver(store, vp)
+        assert pipeline.process_event(pub, runtime) == "processed"
+        assert pipeline.process_event(other, runtime) == "processed"
+        assert len(mailer.sent) == 1
+        assert store.document(other)["actions"]["notify_customer"]["status"] == "skipped"
+
+    def test_customer_without_email_is_skipped(self, runtime, store, mailer):
+        """No email address is a reason, not a failure: the event is processed, the action skipped."""
+        event_id = deliver(store, examples.example_envelope("publication.succeeded"))  # email is null there
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        action = store.document(event_id)["actions"]["notify_customer"]
+        assert action["status"] == "skipped"
+        assert action["reason"] == "customer has no email address"
+        assert mailer.sent == []
+
+    @pytest.mark.parametrize(
+        "name",
+        ["voucher.created", "voucher.updated", "voucher.enabled", "campaign.vouchers.generation.completed"],
+    )
+    def test_seed_types_without_route_are_ignored(self, runtime, store, name):
+        """A valid event no action wants is `ignored`, with its type recorded."""
+        event_id = deliver(store, examples.example_envelope(name))
+        assert pipeline.process_event(event_id, runtime) == "ignored"
+        doc = store.document(event_id)
+        assert doc["event_type"] == name
+        assert doc["reason"] == "no_route"
+
+    def test_unknown_type_is_ignored(self, runtime, store):
+        """A type Voucherify added after us is stored and ignored, never an error."""
+        event_id = deliver(store, examples.envelope("campaign.earning_rule.assigned", {"anything": 1}))
+        assert pipeline.process_event(event_id, runtime) == "ignored"
+        assert store.document(event_id)["reason"] == "unknown_type"
+
+    @pytest.mark.parametrize(
+        ("body", "path"),
+        [
+            (b"not json", "_schema"),
+            (b"[1, 2]", "_schema"),
+            (b'{"id": "whs_1", "data": {}}', "event"),
+        ],
+    )
+    def test_unusable_body_is_invalid_with_field_keyed_errors(self, runtime, store, body, path):
+        """Invalid events are quarantined with their messages, and leave the outbox (no retry)."""
+        event_id = deliver(store, body)
+        assert pipeline.process_event(event_id, runtime) == "invalid"
+        doc = store.document(event_id)
+        assert path in doc["errors"]
+        assert store.outbox_size() == 0
+
+    def test_schema_violation_is_invalid(self, runtime, store, mailer):
+        doc = publication()
+        doc["data"]["customer"]["email"] = "not-an-email"
+        event_id = deliver(store, doc)
+        assert pipeline.process_event(event_id, runtime) == "invalid"
+        assert store.document(event_id)["errors"]["data"]["customer"]["email"]
+        assert mailer.sent == []
+
+    def test_missing_event_is_reported(self, runtime):
+        assert pipeline.process_event("evt_nope", runtime) == "missing"
+
+    def test_event_whose_worker_keeps_dying_goes_dead(self, runtime, store):
+        """Bounded: after MAX_EVENT_STARTS starts that never finished, the event is dead, not looped."""
+        event_id = deliver(store, publication())
+        store.r.hset(store.key("ev", event_id), "attempts", pipeline.MAX_EVENT_STARTS)
+        assert pipeline.process_event(event_id, runtime) == "dead"
+        assert store.document(event_id)["reason"] == "too_many_starts"
+
+
+class TestRetries:
+    @pytest.fixture
+    def event_id(self, store):
+        return deliver(store, publication())
+
+    def test_transient_failure_schedules_a_retry(self, runtime, store, mailer, clock, event_id):
+        """A transient error: action `failed`, event `failed`, back in the outbox at the next attempt time."""
+        runtime.settings = runtime.settings.with_(action_backoff_base_s=10.0)
+        mailer.fail_with = TransientError("smtp down", reason="smtp_unreachable")
+        assert pipeline.process_event(event_id, runtime) == "failed"
+        doc = store.document(event_id)
+        action = doc["actions"]["notify_customer"]
+        assert action["status"] == "failed"
+        assert action["attempts"] == 1
+        assert action["last_error"] == "smtp down"
+        assert doc["reason"] == "smtp_unreachable"
+        due = 10.0  # rng() == 1.0: the full first backoff
+        assert store.claim_due(now=clock.now + due - 0.5) == []
+        assert store.claim_due(now=clock.now + due + 0.5) == [event_id]
+
+    def test_retry_succeeds_later_and_sends_once(self, runtime, store, mailer, clock, event_id):
+        mailer.fail_with = TransientError("smtp down")
+        pipeline.process_event(event_id, runtime)
+        mailer.fail_with = None
+        clock.now += 3600
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        assert len(mailer.sent) == 1
+        history = store.document(event_id)["actions"]["notify_customer"]["history"]
+        assert [h["outcome"] for h in history] == ["failed", "succeeded"]
+
+    def test_not_yet_due_action_is_not_run(self, runtime, store, mailer, clock, event_id):
+        """A redelivery before the next attempt time does not retry early."""
+        mailer.fail_with = TransientError("smtp down")
+        runtime.rng = lambda: 0.5
+        runtime.settings = runtime.settings.with_(action_backoff_base_s=60.0)
+        pipeline.process_event(event_id, runtime)
+        mailer.fail_with = None
+        clock.now += 10
+        assert pipeline.process_event(event_id, runtime) == "failed"
+        assert mailer.sent == []
+
+    def test_permanent_failure_is_dead_without_retry(self, runtime, store, mailer, event_id):
+        mailer.fail_with = PermanentError("550 no such user", reason="smtp_recipient_refused")
+        assert pipeline.process_event(event_id, runtime) == "dead"
+        doc = store.document(event_id)
+        assert doc["actions"]["notify_customer"]["status"] == "dead"
+        assert doc["reason"] == "smtp_recipient_refused"
+        assert store.outbox_size() == 0
+
+    def test_gives_up_after_max_attempts(self, runtime, store, mailer, clock, event_id):
+        runtime.settings = runtime.settings.with_(action_max_attempts=3)
+        mailer.fail_with = TransientError("smtp down")
+        statuses = []
+        for _ in range(3):
+            statuses.append(pipeline.process_event(event_id, runtime))
+            clock.now += 10_000
+        assert statuses == ["failed", "failed", "dead"]
+        assert store.document(event_id)["actions"]["notify_customer"]["attempts"] == 3
+
+    def test_gives_up_after_max_age(self, runtime, store, mailer, clock, event_id):
+        runtime.settings = runtime.settings.with_(action_max_age_s=100)
+        mailer.fail_with = TransientError("smtp down")
+        assert pipeline.process_event(event_id, runtime) == "failed"
+        clock.now += 101
+        assert pipeline.process_event(event_id, runtime) == "dead"
+
+    def test_unexpected_exception_is_retried_and_recorded(self, runtime, store, mailer, event_id):
+        """A bug in an action is not lost in a log: it is retried (bounded) and shown on the event."""
+        mailer.fail_with = KeyError("boom")
+        assert pipeline.process_event(event_id, runtime) == "failed"
+        action = store.document(event_id)["actions"]["notify_customer"]
+        assert action["reason"] == "unexpected"
+        assert "KeyError" in action["last_error"]
+
+    def test_retry_after_is_honoured(self, runtime, store, mailer, clock, event_id):
+        mailer.fail_with = TransientError("429", retry_after=900)
+        pipeline.process_event(event_id, runtime)
+        assert store.claim_due(now=clock.now + 899) == []
+        assert store.claim_due(now=clock.now + 901) == [event_id]
+
+
+class TestFanOut:
+    def test_each_action_retries_alone(self, runtime, store, clock, monkeypatch):
+        """Two actions: the failing one retries; the one that succeeded is not run again."""
+        good, flaky = ScriptedAction(OK), ScriptedAction(FLAKY, OK)
+        monkeypatch.setitem(dispatch.ROUTES, "voucher.updated", ("good", "flaky"))
+        runtime.actions = {"good": good, "flaky": flaky}
+        event_id = deliver(store, examples.example_envelope("voucher.updated"))
+        assert pipeline.process_event(event_id, runtime) == "failed"
+        clock.now += 3600
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        assert (good.calls, flaky.calls) == (1, 2)
+
+    def test_event_stays_failed_while_any_action_retries(self, runtime, store, clock, monkeypatch):
+        """A dead action does not stop another one's retries; the event is dead once all settle."""
+        dead, flaky = ScriptedAction(BROKEN), ScriptedAction(FLAKY, OK)
+        monkeypatch.setitem(dispatch.ROUTES, "voucher.updated", ("dead", "flaky"))
+        runtime.actions = {"dead": dead, "flaky": flaky}
+        event_id = deliver(store, examples.example_envelope("voucher.updated"))
+        assert pipeline.process_event(event_id, runtime) == "failed"
+        clock.now += 3600
+        assert pipeline.process_event(event_id, runtime) == "dead"
+        assert dead.calls == 1
+
+
+class TestBackoff:
+    def test_full_jitter_within_exponential_ceiling(self, runtime):
+        runtime.settings = runtime.settings.with_(action_backoff_base_s=2.0, action_backoff_cap_s=30.0)
+        runtime.rng = lambda: 1.0
+        assert [pipeline.backoff(n, runtime) for n in (1, 2, 3, 4, 5, 6)] == [2, 4, 8, 16, 30, 30]
+        runtime.rng = lambda: 0.25
+        assert pipeline.backoff(3, runtime) == 2.0

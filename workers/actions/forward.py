@@ -1,0 +1,99 @@
+"""forward:<destination>: POST the event, exactly as Voucherify sent it, to a configured HTTP endpoint.
+
+Signed with our own HMAC so the receiver can check it came from us and is fresh:
+
+    X-Voucherify-Ingest-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
+
+(the scheme Stripe made familiar: the timestamp is signed too, so a captured request cannot be replayed
+later). `Idempotency-Key` is the Voucherify event id, the same across retries and sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+import urllib3
+
+from ingest.settings import ForwardDestination
+from workers.actions import ActionContext, ActionResult
+from workers.errors import PermanentError, TransientError
+
+SIGNATURE_HEADER = "X-Voucherify-Ingest-Signature"
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The value of our signature header for `body` sent at `timestamp`."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+class Forwarder:
+    """The forward action for one destination; keeps its connections alive between events."""
+
+    def __init__(self, destination: ForwardDestination, *, timeout: float = 10.0) -> None:
+        self.dest = destination
+        self.http = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=4,
+            retries=False,
+            timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
+        )
+
+    def __call__(self, ctx: ActionContext) -> ActionResult:
+        event = ctx.parsed.envelope.event
+        key = f"forward:{self.dest.name}:{event.id}"
+        verdict = ctx.store.reserve(key, ctx.attempt_id, 60)
+        if verdict == "done":
+            return ActionResult("skipped", f"event {event.id} already forwarded to {self.dest.name}")
+        if verdict == "busy":
+            raise TransientError(f"event {event.id} is being forwarded by another worker", reason="busy")
+        try:
+            self._post(ctx)
+        except Exception:
+            ctx.store.release(key, ctx.attempt_id)
+            raise
+        ctx.store.complete(key, ctx.attempt_id, 90 * 86400)
+        return ActionResult("succeeded", f"forwarded to {self.dest.name}")
+
+    def _post(self, ctx: ActionContext) -> None:
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "voucherify-ingest",
+            "Idempotency-Key": ctx.parsed.envelope.event.id,
+            "X-Voucherify-Event-Type": ctx.parsed.event_type,
+            "X-Voucherify-Ingest-Event-Id": ctx.event_id,
+        }
+        if self.dest.secret:
+            headers[SIGNATURE_HEADER] = sign(self.dest.secret, ctx.raw, int(time.time()))
+        try:
+            resp = self.http.request("POST", self.dest.url, body=ctx.raw, headers=headers, redirect=False)
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransientError(
+                f"{self.dest.name}: {type(exc).__name__}", reason="forward_unreachable"
+            ) from exc
+        status = resp.status
+        if 200 <= status < 300:
+            return
+        if status in (408, 425, 429) or status >= 500:
+            raise TransientError(
+                f"{self.dest.name} answered {status}",
+                reason=f"forward_http_{status}",
+                retry_after=_retry_after(resp.headers.get("Retry-After")),
+            )
+        raise PermanentError(f"{self.dest.name} answered {status}", reason=f"forward_http_{status}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None

@@ -1,0 +1,75 @@
+"""notify_customer: email a customer the voucher code(s) they were just given.
+
+Runs on `publication.succeeded` and `voucher.published`. One email per publication id, however many
+times, and through however many event types, the publication arrives.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+
+from workers.actions import ActionContext, ActionResult
+from workers.errors import PermanentError, TransientError
+from workers.mail import Mailer
+
+
+class NotifyCustomer:
+    """The notify_customer action."""
+
+    def __init__(self, mailer: Mailer, *, sender: str, reservation_ttl: int, remember_s: int) -> None:
+        self.mailer = mailer
+        self.sender = sender
+        self.reservation_ttl = reservation_ttl  # how long a crashed sender blocks others
+        self.remember_s = remember_s  # how long "already emailed" is remembered
+
+    def __call__(self, ctx: ActionContext) -> ActionResult:
+        data = ctx.parsed.data
+        publication = getattr(data, "publication", None)
+        customer = getattr(data, "customer", None) or getattr(publication, "customer", None)
+        email = getattr(customer, "email", None) or getattr(
+            getattr(publication, "customer", None), "email", None
+        )
+        if not email:
+            return ActionResult("skipped", "customer has no email address")
+        codes = list(dict.fromkeys(v.code for v in getattr(data, "vouchers", ()) if v.code))
+        if not codes:
+            return ActionResult("skipped", "the event carries no voucher code")
+        pub_id = getattr(publication, "id", None) or f"event:{ctx.event_id}"
+        key = f"notify:{pub_id}"
+
+        verdict = ctx.store.reserve(key, ctx.attempt_id, self.reservation_ttl)
+        if verdict == "done":
+            return ActionResult("skipped", f"already emailed for publication {pub_id}")
+        if verdict == "busy":
+            raise TransientError(f"publication {pub_id} is being emailed by another worker", reason="busy")
+        campaign = getattr(getattr(data, "campaign", None), "name", None)
+        message = self.compose(email, getattr(customer, "name", None), codes, campaign, pub_id)
+        try:
+            self.mailer.send(message)
+        except Exception:
+            ctx.store.release(key, ctx.attempt_id)
+            raise
+        ctx.store.complete(key, ctx.attempt_id, self.remember_s)
+        return ActionResult("succeeded", f"emailed {len(codes)} code(s) for publication {pub_id}")
+
+    def compose(
+        self, to: str, name: str | None, codes: list[str], campaign: str | None, pub_id: str
+    ) -> EmailMessage:
+        """The email: plain text, with a Message-ID derived from the publication (stable across retries)."""
+        if "\n" in to or "\r" in to:
+            raise PermanentError("customer email contains a line break", reason="bad_recipient")
+        msg = EmailMessage()
+        msg["From"] = self.sender
+        msg["To"] = formataddr((name or "", to))
+        what = f" from {campaign}" if campaign else ""
+        msg["Subject"] = f"Your voucher code{'s' if len(codes) > 1 else ''}{what}"
+        msg["Date"] = formatdate(usegmt=True)
+        domain = self.sender.rpartition("@")[2] or "localhost"
+        msg["Message-ID"] = f"<{pub_id}@{domain}>"
+        greeting = f"Hello {name}," if name else "Hello,"
+        lines = [greeting, "", f"Here {'are your codes' if len(codes) > 1 else 'is your code'}{what}:", ""]
+        lines += [f"    {c}" for c in codes]
+        lines += ["", "Enjoy!"]
+        msg.set_content("\n".join(lines) + "\n")
+        return msg

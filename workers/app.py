@@ -1,0 +1,42 @@
+"""The Celery application factory."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from ingest.logs import configure_logging
+from ingest.queue import LIVE_QUEUE, RECONCILE, REPLAY_QUEUE, celery_config
+from ingest.settings import Settings
+
+
+class WorkerApp(Celery):
+    """Celery, carrying the settings the tasks build their collaborators from."""
+
+    settings: Settings
+
+
+def create_celery(settings: Settings | None = None) -> WorkerApp:
+    """Build the worker app. Reads the environment only when no settings are passed."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    app = WorkerApp("workers", set_as_current=True)
+    app.settings = settings
+    app.conf.update(celery_config(settings))
+    app.conf.update(
+        # A plain `celery -A workers worker` consumes both queues, live deliveries first (on Redis the
+        # worker's BRPOP lists `events` before `replay`).
+        task_queues=(Queue(LIVE_QUEUE), Queue(REPLAY_QUEUE)),
+        beat_schedule={
+            "reconcile": {
+                "task": RECONCILE,
+                "schedule": settings.reconcile_interval_s,
+                # A reconcile that could not run in time is pointless: the next one is coming.
+                "options": {"queue": REPLAY_QUEUE, "expires": max(settings.reconcile_interval_s * 2, 10)},
+            }
+        },
+        beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
+    )
+    from workers import tasks  # noqa: F401 - registers the tasks on this app
+
+    return app

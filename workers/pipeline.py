@@ -1,0 +1,252 @@
+"""Processing one event: plain functions that take ids and collaborators, testable without Celery.
+
+load raw -> parse JSON -> envelope + data schema -> route on event.type -> run each due action -> status.
+
+Every step is idempotent, because Celery delivers at least once and the reconciler re-sends what looks
+stuck: a terminal event is left alone, an action that succeeded is not run again, and each action guards
+its own side effect with a business-key reservation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import secrets
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.settings import Settings
+from ingest.store import TERMINAL, EventStore, StoredEvent
+from schemas import ParsedEvent, ValidationError, parse_event
+from workers import dispatch
+from workers.actions import Action, ActionContext
+from workers.errors import InvalidPayloadError, PermanentError, TransientError
+
+log = logging.getLogger("workers.pipeline")
+
+# An event whose worker keeps dying (poison input, OOM) stops being handed out after this many starts.
+MAX_EVENT_STARTS = 10
+_HISTORY = 50
+
+
+@dataclass
+class Runtime:
+    """The collaborators of the pipeline, built once per worker process."""
+
+    settings: Settings
+    store: EventStore
+    actions: Mapping[str, Action]
+    clock: Callable[[], float] = time.time
+    rng: Callable[[], float] = random.random
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse(raw: bytes) -> ParsedEvent:
+    """Raw bytes to a validated event, or InvalidPayloadError with field-keyed messages."""
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidPayloadError(
+            "body is not JSON", {"_schema": [f"Body is not valid JSON: {exc}"]}, reason="not_json"
+        ) from exc
+    try:
+        return parse_event(payload)
+    except ValidationError as exc:
+        raise InvalidPayloadError("event failed validation", exc.messages, reason="schema") from exc
+
+
+def process_event(event_id: str, rt: Runtime) -> str:
+    """Process one stored event; return its status afterwards."""
+    ev = rt.store.load(event_id)
+    if ev is None:
+        log.warning("event not found (expired or never stored)", extra={"event_id": event_id})
+        return "missing"
+    if ev.status in TERMINAL:
+        return ev.status  # a redelivered message for work already finished
+    now = rt.clock()
+    if ev.attempts >= MAX_EVENT_STARTS:
+        rt.store.set_status(
+            event_id,
+            "dead",
+            outbox=False,
+            now=now,
+            reason="too_many_starts",
+            errors=json.dumps(
+                {
+                    "_worker": [
+                        f"processing started {ev.attempts} times without finishing (worker lost each time)"
+                    ]
+                }
+            ),
+        )
+        log.error("event dead: too many starts", extra={"event_id": event_id, "attempts": ev.attempts})
+        return "dead"
+    rt.store.set_status(
+        event_id, "processing", outbox=now + rt.settings.outbox_lease_s, now=now, attempts=ev.attempts + 1
+    )
+    try:
+        parsed = parse(ev.raw)
+    except InvalidPayloadError as exc:
+        rt.store.set_status(
+            event_id, "invalid", outbox=False, reason=exc.reason, errors=json.dumps(exc.messages)
+        )
+        log.info("event invalid", extra={"event_id": event_id, "reason": exc.reason})
+        return "invalid"
+    return run_actions(ev, parsed, rt)
+
+
+def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime) -> str:
+    """Run the event's due actions and set the event's status from theirs."""
+    event_type = parsed.event_type
+    ctx_log = {"event_id": ev.id, "event_type": event_type}
+    names = dispatch.actions_for(event_type, rt.settings)
+    if not names:
+        reason = "no_route" if parsed.schema else "unknown_type"
+        rt.store.set_status(ev.id, "ignored", outbox=False, event_type=event_type, reason=reason)
+        log.info("event ignored", extra={**ctx_log, "reason": reason})
+        return "ignored"
+
+    states = rt.store.actions(ev.id)
+    for name in names:
+        state = states.get(name) or {"status": "pending", "attempts": 0, "history": []}
+        if state["status"] in ("succeeded", "skipped", "dead"):
+            continue
+        if (state.get("next_attempt_at") or 0) > rt.clock():
+            continue
+        action = rt.actions.get(name)
+        if action is None:
+            state = _record(state, rt, "dead", f"no action named {name} is configured", "unconfigured")
+        else:
+            state = run_action(ev, parsed, name, action, state, rt)
+        rt.store.put_action(ev.id, name, state)
+        states[name] = state
+
+    status, due = _event_status([states[n] for n in names if n in states])
+    outbox: float | bool = False if status != "failed" else (due or rt.clock()) + 0.001
+    reason = next((s.get("reason") for s in states.values() if s["status"] in ("dead", "failed")), "")
+    rt.store.set_status(ev.id, status, outbox=outbox, event_type=event_type, reason=reason or "")
+    log.info(
+        "event %s",
+        status,
+        extra={
+            **ctx_log,
+            "status": status,
+            "actions": {n: states[n]["status"] for n in names if n in states},
+        },
+    )
+    return status
+
+
+def run_action(
+    ev: StoredEvent, parsed: ParsedEvent, name: str, action: Action, state: dict[str, Any], rt: Runtime
+) -> dict[str, Any]:
+    """One attempt of one action; returns its new state."""
+    now = rt.clock()
+    state = {**state, "first_attempt_at": state.get("first_attempt_at") or now}
+    ctx = ActionContext(
+        event_id=ev.id,
+        attempt_id=f"{ev.id}:{name}:{secrets.token_hex(6)}",
+        parsed=parsed,
+        raw=ev.raw,
+        store=rt.store,
+    )
+    extra = {"event_id": ev.id, "event_type": parsed.event_type, "action": name}
+    started = time.perf_counter()
+    try:
+        result = action(ctx)
+    except PermanentError as exc:
+        log.warning("action failed permanently", extra={**extra, "reason": exc.reason, "error": str(exc)})
+        return _record(state, rt, "dead", str(exc), exc.reason, started)
+    except TransientError as exc:
+        return _retry_or_die(state, rt, str(exc), exc.reason, exc.retry_after, extra, started)
+    except Exception as exc:
+        log.exception("action raised an unexpected error", extra={**extra, "reason": "unexpected"})
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        return _retry_or_die(state, rt, detail, "unexpected", None, extra, started)
+    log.info("action %s", result.status, extra={**extra, "detail": result.detail})
+    return _record(state, rt, result.status, None, None, started, detail=result.detail)
+
+
+def backoff(attempt: int, rt: Runtime) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
+    ceiling = min(
+        rt.settings.action_backoff_cap_s, rt.settings.action_backoff_base_s * 2 ** max(attempt - 1, 0)
+    )
+    return rt.rng() * ceiling
+
+
+def _retry_or_die(
+    state: dict[str, Any],
+    rt: Runtime,
+    error: str,
+    reason: str,
+    retry_after: float | None,
+    extra: dict[str, Any],
+    started: float,
+) -> dict[str, Any]:
+    attempts = int(state.get("attempts", 0)) + 1
+    age = rt.clock() - state["first_attempt_at"]
+    if attempts >= rt.settings.action_max_attempts or age >= rt.settings.action_max_age_s:
+        log.error("action gave up", extra={**extra, "reason": reason, "attempts": attempts, "error": error})
+        return _record(state, rt, "dead", error, reason, started)
+    delay = backoff(attempts, rt)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, rt.settings.action_backoff_cap_s))
+    log.warning(
+        "action will retry",
+        extra={
+            **extra,
+            "reason": reason,
+            "attempts": attempts,
+            "retry_in_s": round(delay, 3),
+            "error": error,
+        },
+    )
+    new = _record(state, rt, "failed", error, reason, started)
+    new["next_attempt_at"] = rt.clock() + delay
+    return new
+
+
+def _record(
+    state: dict[str, Any],
+    rt: Runtime,
+    status: str,
+    error: str | None,
+    reason: str | None,
+    started: float | None = None,
+    *,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    now = rt.clock()
+    entry: dict[str, Any] = {"at": now, "outcome": status}
+    if error:
+        entry["error"] = error[:500]
+    if detail:
+        entry["detail"] = detail
+    if started is not None:
+        entry["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    history = [*state.get("history", []), entry][-_HISTORY:]
+    return {
+        **state,
+        "status": status,
+        "attempts": int(state.get("attempts", 0)) + 1,
+        "last_error": error[:500] if error else state.get("last_error"),
+        "reason": reason if status in ("failed", "dead") else (detail or None),
+        "next_attempt_at": None,
+        "history": history,
+    }
+
+
+def _event_status(states: list[dict[str, Any]]) -> tuple[str, float | None]:
+    # Still retrying wins over gave up: the event stays scheduled until every action has settled.
+    statuses = {s["status"] for s in states}
+    if statuses & {"failed", "pending", "running"}:
+        due = [s["next_attempt_at"] for s in states if s["status"] == "failed" and s.get("next_attempt_at")]
+        return "failed", min(due) if due else None
+    if "dead" in statuses:
+        return "dead", None
+    return "processed", None

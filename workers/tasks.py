@@ -1,0 +1,38 @@
+"""Celery tasks: thin wrappers over plain functions. Arguments are ids, never payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task, shared_task
+
+from ingest.queue import PROCESS_EVENT, RECONCILE, REPLAY_QUEUE
+from workers import pipeline, reconciler
+from workers.runtime import runtime_for
+
+
+def task(name: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+    """Our one task decorator: a stable name, late acks, no results, bounded worker-lost redelivery."""
+    return shared_task(
+        name=name,
+        bind=True,
+        acks_late=True,
+        ignore_result=True,
+        max_retries=5,
+        default_retry_delay=1,
+        **options,
+    )
+
+
+@task(PROCESS_EVENT)
+def process_event(self: Task, event_id: str) -> str:
+    return pipeline.process_event(event_id, runtime_for(self.app.settings))
+
+
+@task(RECONCILE)
+def reconcile(self: Task) -> int:
+    rt = runtime_for(self.app.settings)
+    return reconciler.reconcile(
+        rt.store, lambda event_id: self.app.send_task(PROCESS_EVENT, args=[event_id], queue=REPLAY_QUEUE)
+    )
