@@ -20,6 +20,7 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     """Build the worker app. Reads the environment only when no settings are passed."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     app = WorkerApp("workers", set_as_current=True)
     app.settings = settings
     app.conf.update(celery_config(settings))
