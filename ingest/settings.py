@@ -28,6 +28,9 @@ class ForwardDestination:
     url: str
     secret: str | None = None
     event_types: tuple[str, ...] = ()  # empty: every routed event; "voucher.*" globs allowed
+    # Distribution endpoints (/webhooks/voucherify/<source>) whose Payload-designer bodies, which no schema
+    # can read, are forwarded here as they are instead of being ignored.
+    sources: tuple[str, ...] = ()
 
     def wants(self, event_type: str) -> bool:
         from fnmatch import fnmatchcase
@@ -211,7 +214,10 @@ def _destinations(env: Mapping[str, str]) -> tuple[ForwardDestination, ...]:
             raise ConfigError(f"FORWARD_URLS: {url!r} is not an http(s) URL")
         key = name.upper().replace("-", "_")
         events = tuple(e.strip() for e in env.get(f"FORWARD_{key}_EVENTS", "").split(",") if e.strip())
-        out.append(ForwardDestination(name, url.strip(), env.get(f"FORWARD_{key}_SECRET") or None, events))
+        sources = tuple(e.strip() for e in env.get(f"FORWARD_{key}_SOURCES", "").split(",") if e.strip())
+        out.append(
+            ForwardDestination(name, url.strip(), env.get(f"FORWARD_{key}_SECRET") or None, events, sources)
+        )
     if len({d.name for d in out}) != len(out):
         raise ConfigError("FORWARD_URLS: destination names must be unique")
     return tuple(out)

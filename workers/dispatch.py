@@ -25,6 +25,14 @@ def forward_action(destination: str) -> str:
     return f"{FORWARD}:{destination}"
 
 
+def designer_actions_for(source: str, settings: Settings) -> tuple[str, ...]:
+    """The actions a Payload-designer body from distribution endpoint `source` goes to (forwards only:
+    no other action can read a body whose shape the user designed)."""
+    return tuple(
+        forward_action(d.name) for d in settings.forward_destinations if source and source in d.sources
+    )
+
+
 def actions_for(event_type: str, settings: Settings) -> tuple[str, ...]:
     """The actions an event of this type fans out to, in order."""
     names = list(ROUTES.get(event_type, ()))

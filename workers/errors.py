@@ -24,6 +24,13 @@ class InvalidPayloadError(PipelineError):
         self.messages = messages
 
 
+class DesignerPayloadError(InvalidPayloadError):
+    """A JSON object that is not a standard event (no envelope, or a reshaped `data`): what a distribution's
+    Payload designer sends. From a distribution endpoint it is ignored or forwarded, not quarantined."""
+
+    reason = "payload_designer"
+
+
 class TransientError(PipelineError):
     """Worth retrying later: timeouts, connection errors, 5xx and 429 from a downstream."""
 

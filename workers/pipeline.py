@@ -24,7 +24,7 @@ from ingest.store import TERMINAL, EventStore, StoredEvent
 from schemas import ParsedEvent, ValidationError, parse_event
 from workers import dispatch
 from workers.actions import Action, ActionContext
-from workers.errors import InvalidPayloadError, PermanentError, TransientError
+from workers.errors import DesignerPayloadError, InvalidPayloadError, PermanentError, TransientError
 
 log = logging.getLogger("workers.pipeline")
 
@@ -46,7 +46,11 @@ class Runtime:
 
 
 def parse(raw: bytes) -> ParsedEvent:
-    """Raw bytes to a validated event, or InvalidPayloadError with field-keyed messages."""
+    """Raw bytes to a validated event, or InvalidPayloadError with field-keyed messages.
+
+    A JSON object with no `event` envelope, or a valid envelope whose `data` fails its schema, raises the
+    DesignerPayloadError subclass: that is what a distribution's Payload designer sends.
+    """
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -56,7 +60,12 @@ def parse(raw: bytes) -> ParsedEvent:
     try:
         return parse_event(payload)
     except ValidationError as exc:
-        raise InvalidPayloadError("event failed validation", exc.messages, reason="schema") from exc
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        if isinstance(payload, dict) and (
+            not isinstance(payload.get("event"), dict) or set(messages) == {"data"}
+        ):
+            raise DesignerPayloadError("not a standard event body", messages) from exc
+        raise InvalidPayloadError("event failed validation", messages, reason="schema") from exc
 
 
 def process_event(event_id: str, rt: Runtime) -> str:
@@ -90,26 +99,59 @@ def process_event(event_id: str, rt: Runtime) -> str:
     )
     try:
         parsed = parse(ev.raw)
+    except DesignerPayloadError as exc:
+        if ev.source:
+            return run_designer(ev, exc, rt)
+        # Project-settings webhooks cannot be reshaped: on the main URL this is a defect.
+        return _invalid(ev, exc, rt)
     except InvalidPayloadError as exc:
-        rt.store.set_status(
-            event_id, "invalid", outbox=False, reason=exc.reason, errors=json.dumps(exc.messages)
-        )
-        log.info("event invalid", extra={"event_id": event_id, "reason": exc.reason})
-        return "invalid"
+        return _invalid(ev, exc, rt)
     return run_actions(ev, parsed, rt)
 
 
+def _invalid(ev: StoredEvent, exc: InvalidPayloadError, rt: Runtime) -> str:
+    rt.store.set_status(ev.id, "invalid", outbox=False, reason=exc.reason, errors=json.dumps(exc.messages))
+    log.info("event invalid", extra={"event_id": ev.id, "reason": exc.reason})
+    return "invalid"
+
+
+def run_designer(ev: StoredEvent, exc: DesignerPayloadError, rt: Runtime) -> str:
+    """A Payload-designer body from a distribution endpoint: forwarded where configured, else ignored."""
+    names = dispatch.designer_actions_for(ev.source, rt.settings)
+    if not names:
+        rt.store.set_status(
+            ev.id, "ignored", outbox=False, reason=exc.reason, errors=json.dumps(exc.messages)
+        )
+        log.info("event ignored", extra={"event_id": ev.id, "source": ev.source, "reason": exc.reason})
+        return "ignored"
+    return _run(ev, None, _designer_type(ev.raw), names, rt)
+
+
+def _designer_type(raw: bytes) -> str:
+    try:
+        event = json.loads(raw).get("event")
+        return event["type"] if isinstance(event, dict) and isinstance(event.get("type"), str) else ""
+    except (ValueError, AttributeError):
+        return ""
+
+
 def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime) -> str:
-    """Run the event's due actions and set the event's status from theirs."""
+    """Route a validated event and run its due actions."""
     event_type = parsed.event_type
-    ctx_log = {"event_id": ev.id, "event_type": event_type}
     names = dispatch.actions_for(event_type, rt.settings)
     if not names:
         reason = "no_route" if parsed.schema else "unknown_type"
         rt.store.set_status(ev.id, "ignored", outbox=False, event_type=event_type, reason=reason)
-        log.info("event ignored", extra={**ctx_log, "reason": reason})
+        log.info("event ignored", extra={"event_id": ev.id, "event_type": event_type, "reason": reason})
         return "ignored"
+    return _run(ev, parsed, event_type, names, rt)
 
+
+def _run(
+    ev: StoredEvent, parsed: ParsedEvent | None, event_type: str, names: tuple[str, ...], rt: Runtime
+) -> str:
+    """Run the due ones of `names` and set the event's status from theirs."""
+    ctx_log = {"event_id": ev.id, "event_type": event_type}
     states = rt.store.actions(ev.id)
     for name in names:
         state = states.get(name) or {"status": "pending", "attempts": 0, "history": []}
@@ -121,7 +163,7 @@ def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime) -> str:
         if action is None:
             state = _record(state, rt, "dead", f"no action named {name} is configured", "unconfigured")
         else:
-            state = run_action(ev, parsed, name, action, state, rt)
+            state = run_action(ev, parsed, event_type, name, action, state, rt)
         rt.store.put_action(ev.id, name, state)
         states[name] = state
 
@@ -142,7 +184,13 @@ def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime) -> str:
 
 
 def run_action(
-    ev: StoredEvent, parsed: ParsedEvent, name: str, action: Action, state: dict[str, Any], rt: Runtime
+    ev: StoredEvent,
+    parsed: ParsedEvent | None,
+    event_type: str,
+    name: str,
+    action: Action,
+    state: dict[str, Any],
+    rt: Runtime,
 ) -> dict[str, Any]:
     """One attempt of one action; returns its new state."""
     now = rt.clock()
@@ -153,8 +201,9 @@ def run_action(
         parsed=parsed,
         raw=ev.raw,
         store=rt.store,
+        event_type=event_type,
     )
-    extra = {"event_id": ev.id, "event_type": parsed.event_type, "action": name}
+    extra = {"event_id": ev.id, "event_type": event_type, "action": name}
     started = time.perf_counter()
     try:
         result = action(ctx)

@@ -236,3 +236,55 @@ class TestBackoff:
         assert [pipeline.backoff(n, runtime) for n in (1, 2, 3, 4, 5, 6)] == [2, 4, 8, 16, 30, 30]
         runtime.rng = lambda: 0.25
         assert pipeline.backoff(3, runtime) == 2.0
+
+
+class TestDistributionEndpoints:
+    """Payload-designer bodies arrive only through distribution endpoints (/webhooks/voucherify/<source>)."""
+
+    def test_raw_designer_body_from_a_source_is_ignored_with_reason(self, runtime, store):
+        """A body with no envelope, from a distribution endpoint: ignored, reason and messages kept."""
+        event_id = deliver(store, examples.load("customer.publication.succeeded-3"), source="newsletter")
+        assert pipeline.process_event(event_id, runtime) == "ignored"
+        doc = store.document(event_id)
+        assert doc["reason"] == "payload_designer"
+        assert "event" in doc["errors"]
+
+    def test_raw_designer_body_on_the_main_url_is_invalid(self, runtime, store):
+        """Project-settings webhooks cannot be reshaped: there the same body is a defect."""
+        event_id = deliver(store, examples.load("customer.publication.succeeded-3"))
+        assert pipeline.process_event(event_id, runtime) == "invalid"
+
+    def test_broken_envelope_from_a_source_is_still_invalid(self, runtime, store):
+        """An envelope that is there but broken (no event.type) is invalid wherever it came from."""
+        doc = examples.example_envelope("customer.redemption.succeeded-2")
+        del doc["event"]["type"]
+        event_id = deliver(store, doc, source="newsletter")
+        assert pipeline.process_event(event_id, runtime) == "invalid"
+
+    def test_distribution_routes_on_event_type_not_type(self, runtime, store, mailer):
+        """A distribution's free-text `type` ("Voucher-redeemed") is never used for routing."""
+        doc = examples.example_envelope("voucher.published-2", type="Welcome-email")
+        doc["source"] = {"id": "distr_1", "object": "distribution", "target_url": "https://x"}
+        event_id = deliver(store, doc, source="welcome")
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        assert store.document(event_id)["event_type"] == "voucher.published"
+        assert len(mailer.sent) == 1
+
+    def test_designer_body_is_forwarded_when_a_destination_takes_its_source(
+        self, runtime, store, monkeypatch
+    ):
+        """FORWARD_<NAME>_SOURCES routes a source's designer bodies to that destination, as they are."""
+        from ingest.settings import ForwardDestination
+
+        dest = ForwardDestination("crm", "http://127.0.0.1:9/x", sources=("newsletter",))
+        runtime.settings = runtime.settings.with_(forward_destinations=(dest,))
+        seen = []
+        runtime.actions = {"forward:crm": lambda ctx: seen.append(ctx) or OK}
+        raw = json.dumps(examples.load("customer.publication.succeeded-3")).encode()
+        event_id = deliver(store, raw, source="newsletter")
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        (ctx,) = seen
+        assert ctx.parsed is None
+        assert ctx.raw == raw
+        other = deliver(store, json.dumps({"other": 1}).encode(), source="elsewhere")
+        assert pipeline.process_event(other, runtime) == "ignored"

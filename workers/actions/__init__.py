@@ -20,9 +20,10 @@ class ActionContext:
 
     event_id: str
     attempt_id: str  # unique per attempt: the holder of side-effect reservations
-    parsed: ParsedEvent
+    parsed: ParsedEvent | None  # None only for Payload-designer bodies routed by source (forwards)
     raw: bytes
     store: EventStore
+    event_type: str = ""
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,13 @@ class Forwarder:
         )
 
     def __call__(self, ctx: ActionContext) -> ActionResult:
-        event = ctx.parsed.envelope.event
-        key = f"forward:{self.dest.name}:{event.id}"
+        event_id = _idempotency_key(ctx)
+        key = f"forward:{self.dest.name}:{event_id}"
         verdict = ctx.store.reserve(key, ctx.attempt_id, 60)
         if verdict == "done":
-            return ActionResult("skipped", f"event {event.id} already forwarded to {self.dest.name}")
+            return ActionResult("skipped", f"event {event_id} already forwarded to {self.dest.name}")
         if verdict == "busy":
-            raise TransientError(f"event {event.id} is being forwarded by another worker", reason="busy")
+            raise TransientError(f"event {event_id} is being forwarded by another worker", reason="busy")
         try:
             self._post(ctx)
         except Exception:
@@ -61,8 +61,8 @@ class Forwarder:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "voucherify-ingest",
-            "Idempotency-Key": ctx.parsed.envelope.event.id,
-            "X-Voucherify-Event-Type": ctx.parsed.event_type,
+            "Idempotency-Key": _idempotency_key(ctx),
+            "X-Voucherify-Event-Type": ctx.event_type,
             "X-Voucherify-Ingest-Event-Id": ctx.event_id,
         }
         if self.dest.secret:
@@ -83,6 +83,11 @@ class Forwarder:
                 retry_after=_retry_after(resp.headers.get("Retry-After")),
             )
         raise PermanentError(f"{self.dest.name} answered {status}", reason=f"forward_http_{status}")
+
+
+def _idempotency_key(ctx: ActionContext) -> str:
+    """Voucherify's event id (the same across retries and sources); ours for a Payload-designer body."""
+    return ctx.parsed.envelope.event.id if ctx.parsed is not None else ctx.event_id
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -24,7 +24,7 @@ class NotifyCustomer:
         self.remember_s = remember_s  # how long "already emailed" is remembered
 
     def __call__(self, ctx: ActionContext) -> ActionResult:
-        data = ctx.parsed.data
+        data = ctx.parsed.data if ctx.parsed is not None else None
         publication = getattr(data, "publication", None)
         customer = getattr(data, "customer", None) or getattr(publication, "customer", None)
         email = getattr(customer, "email", None) or getattr(
