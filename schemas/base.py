@@ -33,6 +33,7 @@ __all__ = [
     "Nested",
     "Number",
     "Object",
+    "OneOrMany",
     "Raw",
     "Str",
 ]
@@ -246,3 +247,19 @@ class List(fields.List):
     def __init__(self, inner: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_none", True)
         super().__init__(inner, **kwargs)
+
+
+class OneOrMany(List):
+    """A list that Voucherify sometimes sends as a single item; always loads as a list.
+
+    ``buckets`` is an array in one loyalty event and a single object in the spec of its twin (whose
+    example is an array again); ``distribution_channels`` is an enum string in the spec and
+    ``["webhook"]`` in the example.
+    """
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
+        if not isinstance(value, list | tuple):
+            value = [value]
+        return super()._deserialize(value, attr, data, **kwargs)
