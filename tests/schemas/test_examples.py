@@ -18,18 +18,7 @@ from tests.payloads import (
     example_names,
     load_example,
 )
-
-# Bodies we reject on purpose, with the top-level key whose message says why.
-REJECTED = {
-    # Payload designer "Raw payload": the designed object only, no envelope at all.
-    "customer.publication.succeeded-3.json": "event",
-    # A standard envelope whose `data` the Payload designer replaced with {To, From, Subject, Body}. The
-    # customer.publication.succeeded data schema requires customer/campaign/publication/voucher (the spec
-    # does and every standard example has them), so this fails at `data` instead of loading as an event
-    # whose every field is None. Designer shapes are user-defined; the worker quarantines them or gives
-    # such distributions their own URL.
-    "customer.publication.succeeded-2.json": "data",
-}
+from tests.schemas.helpers import REJECTED
 
 VALID = [name for name in example_names() if name not in REJECTED]
 

@@ -15,7 +15,7 @@ from marshmallow import Schema, fields
 
 from schemas import DATA_SCHEMAS, EnvelopeSchema, ValidationError, parse_event
 from tests.payloads import example_envelope, example_names
-from tests.schemas.test_examples import REJECTED
+from tests.schemas.helpers import REJECTED
 
 # "schemas" keeps the suite fast; SCHEMAS_HYPOTHESIS_PROFILE=schemas-thorough for a longer hunt.
 PROFILE = settings.get_profile(os.environ.get("SCHEMAS_HYPOTHESIS_PROFILE", "schemas"))
