@@ -4,7 +4,10 @@ Conventions (see /work/shared/VOUCHERIFY.md section 6 for the evidence):
 
 - Everything is nullable unless a field says otherwise: the spec's own examples put ``null`` into hundreds of
   fields the spec calls non-nullable, so the field classes below default to ``allow_none=True``.
-- ``required=True`` only where the spec requires a key *and* every example has it, and only for identifiers.
+- ``required=True`` only where the spec requires a key *and* every standard example has it: top-level ``data``
+  keys on exactly that rule (``tests/schemas/test_examples.py`` checks all 72 types against the spec), and
+  inside entities only identifiers (an entity's ``id``, a ``SimpleVoucher``'s ``code``). Voucherify's own
+  examples omit keys its spec requires, so nothing else is required.
 - Timestamps are ISO-8601 with ``Z``, with 3 or 6 fractional digits, sometimes mixed in one payload.
 - Money and points are integers in minor units; ``Integer`` refuses strings, booleans and fractions.
 - ``metadata`` is free-form: any JSON value under string keys.
@@ -33,6 +36,7 @@ __all__ = [
     "Nested",
     "Number",
     "Object",
+    "OneOrMany",
     "Raw",
     "Str",
 ]
@@ -246,3 +250,19 @@ class List(fields.List):
     def __init__(self, inner: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_none", True)
         super().__init__(inner, **kwargs)
+
+
+class OneOrMany(List):
+    """A list that Voucherify sometimes sends as a single item; always loads as a list.
+
+    ``buckets`` is an array in one loyalty event and a single object in the spec of its twin (whose
+    example is an array again); ``distribution_channels`` is an enum string in the spec and
+    ``["webhook"]`` in the example.
+    """
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
+        if not isinstance(value, list | tuple):
+            value = [value]
+        return super()._deserialize(value, attr, data, **kwargs)

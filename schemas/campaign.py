@@ -15,6 +15,7 @@ from schemas.base import (
     List,
     Metadata,
     Nested,
+    Object,
     Str,
 )
 from schemas.common import (
@@ -39,12 +40,25 @@ __all__ = [
     "CampaignDisabledDataSchema",
     "CampaignEnabled",
     "CampaignEnabledDataSchema",
+    "CampaignPromotionTierCreated",
+    "CampaignPromotionTierCreatedDataSchema",
+    "CampaignPromotionTierDeleted",
+    "CampaignPromotionTierDeletedDataSchema",
+    "CampaignPromotionTierDisabled",
+    "CampaignPromotionTierDisabledDataSchema",
+    "CampaignPromotionTierEnabled",
+    "CampaignPromotionTierEnabledDataSchema",
+    "CampaignPromotionTierUpdated",
+    "CampaignPromotionTierUpdatedDataSchema",
     "CampaignSchema",
     "CampaignUpdated",
     "CampaignUpdatedDataSchema",
     "CampaignVouchersGenerationCompleted",
     "CampaignVouchersGenerationCompletedDataSchema",
+    "PromotionTier",
+    "PromotionTierSchema",
     "SimpleCampaignSchema",
+    "SimplePromotionTierSchema",
 ]
 
 
@@ -147,7 +161,92 @@ class CampaignSchema(SimpleCampaignSchema):
     creation_status = Str()
     vouchers_generation_status = Str()
     protected = Bool()
+    loyalty_tiers_expiration = Object()
     validation_rules_assignments = Nested(ValidationRulesAssignmentsListSchema)
+
+
+@dataclass(frozen=True)
+class PromotionTier:
+    id: str | None = None
+    name: str | None = None
+    campaign_id: str | None = None
+    active: bool | None = None
+    banner: str | None = None
+    hierarchy: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.metadata is None:
+            object.__setattr__(self, "metadata", {})
+
+
+class PromotionTierCampaignSchema(BaseSchema):
+    id = Str()
+    name = Str()
+    active = Bool()
+    start_date = DateTime()
+    expiration_date = DateTime()
+    object = Str()
+
+
+class PromotionTierActionSchema(BaseSchema):
+    discount = Nested(DiscountSchema)
+
+
+class PromotionTierOrdersSummarySchema(BaseSchema):
+    total_amount = Integer()
+    total_discount_amount = Integer()
+
+
+class PromotionTierRedemptionsSummarySchema(BaseSchema):
+    total_redeemed = Integer()
+
+
+class PromotionTierSummarySchema(BaseSchema):
+    redemptions = Nested(PromotionTierRedemptionsSummarySchema)
+    orders = Nested(PromotionTierOrdersSummarySchema)
+
+
+class SimplePromotionTierSchema(BaseSchema):
+    """``SimplePromotionTier``: the tier a redemption or distribution refers to."""
+
+    __model__ = PromotionTier
+
+    id = Str()
+    name = Str()
+    banner = Str()
+    campaign = Nested(PromotionTierCampaignSchema)
+    metadata = Metadata()
+
+
+class PromotionTierSchema(SimplePromotionTierSchema):
+    """``PromotionTier``: the full tier of ``campaign.promotion_tier.*`` events."""
+
+    campaign_id = Str()
+    promotion_id = Str()
+    action = Nested(PromotionTierActionSchema)
+    hierarchy = Integer()
+    active = Bool()
+    start_date = DateTime()
+    expiration_date = DateTime()
+    validity_timeframe = Nested(ValidityTimeframeSchema)
+    validity_day_of_week = List(Integer())
+    validity_hours = Nested(ValidityHoursSchema)
+    summary = Nested(PromotionTierSummarySchema)
+    validation_rule_assignments = Nested(ValidationRulesAssignmentsListSchema)
+    category_id = Str()
+    categories = List(Nested(CategorySchema))
+    created_at = DateTime()
+    updated_at = DateTime()
+    object = Str()
+
+    def build(self, data: dict[str, Any]) -> PromotionTier:
+        # The full tier names its campaign by id at the top level; the simple one only inside `campaign`.
+        if data.get("campaign_id") is None and data.get("campaign"):
+            data = {**data, "campaign_id": data["campaign"].get("id")}
+        return super().build(data)
 
 
 # --- events ---------------------------------------------------------------------------------------------
@@ -225,3 +324,59 @@ class CampaignVouchersGenerationCompletedDataSchema(BaseSchema):
     campaign = Nested(SimpleCampaignSchema)
     count = Integer()
     completed_at = DateTime()
+
+
+@dataclass(frozen=True)
+class PromotionTierChange:
+    campaign: Campaign | None = None
+    promotion_tier: PromotionTier | None = None
+
+
+@dataclass(frozen=True)
+class CampaignPromotionTierCreated(PromotionTierChange):
+    pass
+
+
+@dataclass(frozen=True)
+class CampaignPromotionTierUpdated(PromotionTierChange):
+    pass
+
+
+@dataclass(frozen=True)
+class CampaignPromotionTierEnabled(PromotionTierChange):
+    pass
+
+
+@dataclass(frozen=True)
+class CampaignPromotionTierDisabled(PromotionTierChange):
+    pass
+
+
+@dataclass(frozen=True)
+class CampaignPromotionTierDeleted(PromotionTierChange):
+    pass
+
+
+class _PromotionTierChangeDataSchema(BaseSchema):
+    campaign = Nested(SimpleCampaignSchema)
+    promotion_tier = Nested(PromotionTierSchema)
+
+
+class CampaignPromotionTierCreatedDataSchema(_PromotionTierChangeDataSchema):
+    __model__ = CampaignPromotionTierCreated
+
+
+class CampaignPromotionTierUpdatedDataSchema(_PromotionTierChangeDataSchema):
+    __model__ = CampaignPromotionTierUpdated
+
+
+class CampaignPromotionTierEnabledDataSchema(_PromotionTierChangeDataSchema):
+    __model__ = CampaignPromotionTierEnabled
+
+
+class CampaignPromotionTierDisabledDataSchema(_PromotionTierChangeDataSchema):
+    __model__ = CampaignPromotionTierDisabled
+
+
+class CampaignPromotionTierDeletedDataSchema(_PromotionTierChangeDataSchema):
+    __model__ = CampaignPromotionTierDeleted

@@ -24,10 +24,16 @@ from schemas.base import (
 __all__ = [
     "Customer",
     "CustomerAddressSchema",
+    "CustomerCreated",
+    "CustomerCreatedDataSchema",
+    "CustomerDeleted",
+    "CustomerDeletedDataSchema",
     "CustomerLoyaltySchema",
     "CustomerReferralsSchema",
     "CustomerSchema",
     "CustomerSummarySchema",
+    "CustomerUpdated",
+    "CustomerUpdatedDataSchema",
     "SimpleCustomerSchema",
 ]
 
@@ -152,3 +158,42 @@ class CustomerSchema(BaseSchema):
     created_at = DateTime()
     updated_at = DateTime()
     object = Str()
+
+
+# --- events ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerChange:
+    customer: Customer | None = None
+
+
+@dataclass(frozen=True)
+class CustomerCreated(CustomerChange):
+    pass
+
+
+@dataclass(frozen=True)
+class CustomerUpdated(CustomerChange):
+    pass
+
+
+@dataclass(frozen=True)
+class CustomerDeleted(CustomerChange):
+    pass
+
+
+class _CustomerChangeDataSchema(BaseSchema):
+    customer = Nested(CustomerSchema)
+
+
+class CustomerCreatedDataSchema(_CustomerChangeDataSchema):
+    __model__ = CustomerCreated
+
+
+class CustomerUpdatedDataSchema(_CustomerChangeDataSchema):
+    __model__ = CustomerUpdated
+
+
+class CustomerDeletedDataSchema(_CustomerChangeDataSchema):
+    __model__ = CustomerDeleted

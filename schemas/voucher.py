@@ -28,8 +28,15 @@ from schemas.common import (
     ValidityHoursSchema,
     ValidityTimeframeSchema,
 )
+from schemas.customer import Customer, SimpleCustomerSchema
 
 __all__ = [
+    "CustomerHolderAssignmentCreated",
+    "CustomerHolderAssignmentCreatedDataSchema",
+    "CustomerHolderAssignmentDeleted",
+    "CustomerHolderAssignmentDeletedDataSchema",
+    "RedeemableHolder",
+    "SimpleRedeemableHolderSchema",
     "SimpleVoucherSchema",
     "Voucher",
     "VoucherCreated",
@@ -184,3 +191,75 @@ class VoucherDisabledDataSchema(_VoucherChangeDataSchema):
 
 class VoucherDeletedDataSchema(_VoucherChangeDataSchema):
     __model__ = VoucherDeleted
+
+
+# --- holders --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RedeemableHolder:
+    """A customer's role on a voucher (``OWNER``, ``REFERRER`` ...)."""
+
+    id: str
+    redeemable_id: str | None = None
+    redeemable_object: str | None = None
+    campaign_id: str | None = None
+    campaign_type: str | None = None
+    voucher_type: str | None = None
+    customer_id: str | None = None
+    publication_id: str | None = None
+    holder_role: str | None = None
+    created_at: datetime | None = None
+
+
+class SimpleRedeemableHolderSchema(BaseSchema):
+    """``SimpleRedeemableHolder``."""
+
+    __model__ = RedeemableHolder
+
+    # Required by the spec and present in every example.
+    id = Str(required=True, allow_none=False)
+    redeemable_id = Str()
+    redeemable_object = Str()
+    campaign_id = Str()
+    campaign_type = Str()
+    voucher_type = Str()
+    customer_id = Str()
+    publication_id = Str()
+    holder_role = Str()
+    created_at = DateTime()
+    object = Str()
+
+
+@dataclass(frozen=True)
+class CustomerHolderAssignmentEvent:
+    holder: RedeemableHolder | None = None
+    voucher: Voucher | None = None
+    campaign: Campaign | None = None
+    customer: Customer | None = None
+
+
+@dataclass(frozen=True)
+class CustomerHolderAssignmentCreated(CustomerHolderAssignmentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class CustomerHolderAssignmentDeleted(CustomerHolderAssignmentEvent):
+    pass
+
+
+class _CustomerHolderAssignmentDataSchema(BaseSchema):
+    # Required by the spec and present in every example.
+    holder = Nested(SimpleRedeemableHolderSchema, required=True)
+    voucher = Nested(SimpleVoucherSchema, required=True)
+    campaign = Nested(SimpleCampaignSchema, required=True)
+    customer = Nested(SimpleCustomerSchema, required=True)
+
+
+class CustomerHolderAssignmentCreatedDataSchema(_CustomerHolderAssignmentDataSchema):
+    __model__ = CustomerHolderAssignmentCreated
+
+
+class CustomerHolderAssignmentDeletedDataSchema(_CustomerHolderAssignmentDataSchema):
+    __model__ = CustomerHolderAssignmentDeleted

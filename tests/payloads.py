@@ -32,9 +32,14 @@ def events_dir() -> Path:
     return Path(override) if override else _REPO.parent / "shared" / "voucherify-events"
 
 
-@cache
 def _index() -> dict[str, Any]:
-    return json.loads((events_dir() / "_index.json").read_text(encoding="utf-8"))["files"]
+    return _read_index(events_dir())
+
+
+@cache
+def _read_index(directory: Path) -> dict[str, Any]:
+    path = directory / "_index.json"
+    return json.loads(path.read_text(encoding="utf-8"))["files"] if path.exists() else {}
 
 
 def example_names() -> list[str]:
@@ -43,15 +48,15 @@ def example_names() -> list[str]:
 
 
 @cache
-def _load(name: str) -> str:
-    return (events_dir() / name).read_text(encoding="utf-8")
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
 def load_example(name: str) -> dict[str, Any]:
     """A fresh copy of one example file, as decoded JSON (``.json`` may be omitted)."""
     if not name.endswith(".json"):
         name += ".json"
-    return json.loads(_load(name))
+    return json.loads(_read(events_dir() / name))
 
 
 def example_event_type(name: str) -> str:

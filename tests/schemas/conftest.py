@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, settings
 
 from tests.payloads import example_envelope, load_example
 
-# Property tests run every example payload through parse_event; cap them so the schema suite stays fast.
-# Select a heavier run with HYPOTHESIS_PROFILE-aware tooling: settings.load_profile("schemas-thorough").
+# Property tests run example payloads through parse_event; cap them so the schema suite stays fast.
+# test_properties applies "schemas" unless SCHEMAS_HYPOTHESIS_PROFILE names another (e.g. schemas-thorough).
+# Registered, not loaded: loading would change Hypothesis defaults for the other packages' tests too.
 settings.register_profile(
     "schemas",
     max_examples=40,

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import re
+from functools import cache
+from pathlib import Path
 
 import pytest
 
 from schemas import DATA_SCHEMAS, ValidationError, parse_event
-from tests.payloads import example_envelope, example_event_type, example_kind, example_names
+from tests.payloads import (
+    events_dir,
+    example_envelope,
+    example_event_type,
+    example_kind,
+    example_names,
+    load_example,
+)
+from tests.schemas.helpers import REJECTED
 
-# Bodies we reject on purpose, with the top-level key whose message says why.
-REJECTED = {
-    # Payload designer "Raw payload": the designed object only, no envelope at all.
-    "customer.publication.succeeded-3.json": "event",
-    # A standard envelope whose `data` the Payload designer replaced with {To, From, Subject, Body}. We reject
-    # it at the data schema (customer/campaign/publication/voucher are required there) rather than hand the
-    # worker a customer.publication.succeeded whose every field is None; the worker quarantines it.
-    "customer.publication.succeeded-2.json": "data",
-}
-
-# Seed commit: data schemas for the remaining types arrive in the next commits.
-_PENDING = {name for name in example_names() if example_event_type(name) not in DATA_SCHEMAS}
+VALID = [name for name in example_names() if name not in REJECTED]
 
 
 def expected_schema_name(event_type: str) -> str:
@@ -28,7 +28,10 @@ def expected_schema_name(event_type: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[._]", event_type)) + "DataSchema"
 
 
-VALID = [name for name in example_names() if name not in REJECTED]
+@cache
+def spec_events() -> dict:
+    path = Path(events_dir()).parent / "voucherify-spec" / "webhook-schemas.json"
+    return json.loads(path.read_text(encoding="utf-8"))["events"]
 
 
 class TestExamples:
@@ -39,14 +42,12 @@ class TestExamples:
     @pytest.mark.parametrize("name", VALID)
     def test_validates_to_its_schema(self, name):
         """Each example (wrapped when data-only) validates with no errors against its event's data schema."""
-        if name in _PENDING:
-            pytest.xfail("data schema not written yet")
-
         parsed = parse_event(example_envelope(name))
 
-        assert example_event_type(name) == parsed.event_type
-        assert expected_schema_name(parsed.event_type) == parsed.schema
+        assert parsed.event_type == example_event_type(name)
+        assert parsed.schema == expected_schema_name(parsed.event_type)
         assert parsed.data is not None
+        assert type(parsed.data).__name__ == parsed.schema.removesuffix("DataSchema")
 
     @pytest.mark.parametrize("name", sorted(REJECTED))
     def test_designer_bodies_are_rejected(self, name):
@@ -63,6 +64,18 @@ class TestExamples:
 
         assert "Payload designer" in ei.value.messages["event"][0]
 
+    def test_designer_data_names_the_missing_keys(self):
+        """The designer-shaped envelope fails on each key the standard data has and it lacks."""
+        with pytest.raises(ValidationError) as ei:
+            parse_event(example_envelope("customer.publication.succeeded-2.json"))
+
+        assert ei.value.messages == {
+            "data": {
+                key: ["Missing data for required field."]
+                for key in ("customer", "campaign", "publication", "voucher")
+            }
+        }
+
     def test_kinds(self):
         """Only the docs' -2/-3 files are not bare data objects."""
         assert {n for n in example_names() if example_kind(n) != "data"} == {
@@ -71,3 +84,34 @@ class TestExamples:
             "customer.redemption.succeeded-2.json",
             "voucher.published-2.json",
         }
+
+
+class TestCoverage:
+    def test_every_spec_type_has_a_schema(self):
+        """The registry covers exactly the spec's 72 webhook types, each under its conventional name."""
+        assert set(DATA_SCHEMAS) == set(spec_events())
+        assert {t: s.__name__ for t, s in DATA_SCHEMAS.items()} == {
+            t: expected_schema_name(t) for t in DATA_SCHEMAS
+        }
+
+    def test_every_type_has_an_example(self):
+        """Every registered type is exercised by at least one example file."""
+        assert {example_event_type(n) for n in example_names()} == set(DATA_SCHEMAS)
+
+    @pytest.mark.parametrize("event_type", sorted(spec_events()))
+    def test_required_keys(self, event_type):
+        """A data key is required exactly when the spec requires it and every standard example has it."""
+        spec_required = {
+            k for k, v in spec_events()[event_type]["data_top_level"].items() if v.get("required")
+        }
+        examples = [
+            load_example(n) if example_kind(n) == "data" else load_example(n)["data"]
+            for n in example_names()
+            if example_event_type(n) == event_type and n not in REJECTED
+        ]
+        always_present = set.intersection(*(set(e) for e in examples))
+        schema = DATA_SCHEMAS[event_type]()
+
+        required = {f.data_key or n for n, f in schema.fields.items() if f.required}
+
+        assert required == spec_required & always_present
