@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu import Exchange, Queue
 
 from ingest.settings import Settings
 
@@ -37,6 +38,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # (a task that kills its worker every time stops after that many tries instead of looping).
         "task_retry_on_worker_lost": True,
         "task_default_queue": LIVE_QUEUE,
+        # Each queue its own direct exchange and key (the default would bind `replay` to the `events`
+        # exchange and key, which on RabbitMQ delivers a live message to both queues). Listed live first:
+        # a worker's Redis BRPOP checks `events` before `replay`, so replays never delay live traffic.
+        "task_queues": tuple(
+            Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (LIVE_QUEUE, REPLAY_QUEUE)
+        ),
         "task_create_missing_queues": True,
         "task_time_limit": settings.task_time_limit_s,
         "task_soft_time_limit": max(1, settings.task_time_limit_s - 5),

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
 
 from ingest.logs import configure_logging
-from ingest.queue import LIVE_QUEUE, RECONCILE, REPLAY_QUEUE, celery_config
+from ingest.queue import RECONCILE, REPLAY_QUEUE, celery_config
 from ingest.settings import Settings
 
 
@@ -25,9 +24,6 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     app.settings = settings
     app.conf.update(celery_config(settings))
     app.conf.update(
-        # A plain `celery -A workers worker` consumes both queues, live deliveries first (on Redis the
-        # worker's BRPOP lists `events` before `replay`).
-        task_queues=(Queue(LIVE_QUEUE), Queue(REPLAY_QUEUE)),
         beat_schedule={
             "reconcile": {
                 "task": RECONCILE,

