@@ -144,6 +144,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     sys.executable,
                     "-m",
                     "gunicorn",
+                    # JSON logs from gunicorn itself (and, with metrics, a fresh metrics directory per run).
+                    "--config",
+                    "python:ingest.gunicorn_conf",
                     "--bind",
                     f"{args.host}:{args.port}",
                     "--workers",
@@ -165,6 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     "celery",
                     "-A",
                     "workers",
+                    "--quiet",  # no ASCII banner: every line the worker writes is a JSON log line
                     "worker",
                     "--beat",
                     "--loglevel",

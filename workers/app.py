@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from ingest.logs import configure_logging
+from ingest.logs import configure_logging, secrets_of
 from ingest.queue import LIVE_QUEUE, RECONCILE, REPLAY_QUEUE, celery_config
 from ingest.settings import Settings
 
@@ -19,7 +19,7 @@ class WorkerApp(Celery):
 def create_celery(settings: Settings | None = None) -> WorkerApp:
     """Build the worker app. Reads the environment only when no settings are passed."""
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, redact=secrets_of(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     app = WorkerApp("workers", set_as_current=True)
     app.settings = settings
@@ -38,6 +38,8 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )
-    from workers import tasks  # noqa: F401 - registers the tasks on this app
+    from workers import signals, tasks  # noqa: F401 - tasks registers the tasks on this app
+
+    signals.connect(settings)
 
     return app

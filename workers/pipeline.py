@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingest.logs import log_context
 from ingest.settings import Settings
 from ingest.store import TERMINAL, EventStore, StoredEvent
 from schemas import ParsedEvent, ValidationError, parse_event
@@ -157,7 +158,9 @@ def run_action(
     extra = {"event_id": ev.id, "event_type": parsed.event_type, "action": name}
     started = time.perf_counter()
     try:
-        result = action(ctx)
+        # Bound, so the lines an action logs itself (the mailer's, say) say which event and action they are.
+        with log_context(**extra):
+            result = action(ctx)
     except PermanentError as exc:
         log.warning("action failed permanently", extra={**extra, "reason": exc.reason, "error": str(exc)})
         return _record(state, rt, "dead", str(exc), exc.reason, started)
