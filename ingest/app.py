@@ -47,10 +47,13 @@ def create_app(
         queue=queue or TaskQueue(settings),
     )
 
-    from ingest import admin, views
+    from ingest import admin, metrics, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(admin.bp)
+    svc = app.extensions["voucherify"]
+    # A test double for the queue has no broker to count messages in.
+    metrics.init_app(app, settings, svc.store, getattr(svc.queue, "celery", None))
 
     @app.errorhandler(HTTPException)
     def json_error(exc: HTTPException):  # type: ignore[no-untyped-def]

@@ -1,6 +1,8 @@
 """gunicorn settings for the intake: `gunicorn -c python:ingest.gunicorn_conf 'ingest:create_app()'`.
 
-Only what the command line cannot say: gunicorn's own lines as JSON, like the app's.
+Only what the command line cannot say. The intake's processes keep their metrics in files under one
+directory (see ingest/metrics.py); the master empties it when it starts, so a run's counters start at zero
+rather than adding up the files of every process any earlier run had.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from ingest import metrics
 from ingest.logs import JsonFormatter
+from ingest.settings import Settings
 
 
 class JsonLogger(Logger):
@@ -23,3 +27,8 @@ class JsonLogger(Logger):
 
 
 logger_class = JsonLogger
+
+
+def on_starting(server: Any) -> None:
+    """In the master, before any worker: a fresh metrics directory for this run."""
+    metrics.reset_dir(metrics.multiproc_dir(Settings.from_env()))

@@ -11,6 +11,8 @@ Keys (prefix `vw` by default; one Redis database per deployment):
     {p}:ty:{type}      zset   event ids per event type, scored by received_at
     {p}:outbox         zset   event ids that still need a worker, scored by when to (re)try them
     {p}:once:{key}     string side-effect reservations ("pending:<holder>" while running, "done:<holder>")
+    {p}:metrics        hash   worker-side counters (settled events, action attempts, latency buckets); kept
+                              by the scripts below, so every worker process and machine adds to one place
 
 Every state change of an event is one Lua script, so the document, the status indexes and the outbox never
 disagree, and the intake's write is one atomic round trip. Scripts compute further key names from the prefix,
@@ -23,7 +25,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,10 +59,22 @@ redis.call('ZADD', KEYS[6], ARGV[5], ARGV[2])
 return {1, ARGV[2]}
 """
 
+# Upper bounds (seconds) of the received -> final status histogram that _SET_STATUS keeps in {p}:metrics.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
+
 # Move an event to a status: document fields, status index, type index, outbox, and an expiry for
 # terminal states. ARGV: prefix, id, status, now, outbox ("" keep, "-" remove, else a due time),
 # ttl ("" none, else seconds), then field/value pairs. Returns the previous status, or false if unknown.
-_SET_STATUS = """
+# Reaching a terminal status is also counted in {p}:metrics here, in the same atomic step, so the counters
+# cost no extra round trip and add up across every worker: settled|<status>|<type>, and on an event's first
+# settlement only (a replay of a week-old event says nothing about latency) latency|<le> and latency_sum.
+_SET_STATUS = (
+    "local TERMINAL = {"
+    + ", ".join(f"{t} = true" for t in sorted(TERMINAL))
+    + "}\nlocal BUCKETS = {"
+    + ", ".join(f"'{b:g}'" for b in LATENCY_BUCKETS)
+    + "}\n"
+    + """
 local p, id, new = ARGV[1], ARGV[2], ARGV[3]
 local ev = p .. ':ev:' .. id
 local old = redis.call('HGET', ev, 'status')
@@ -77,6 +91,20 @@ for i = 7, #ARGV, 2 do
     redis.call('ZADD', p .. ':ty:' .. ARGV[i + 1], score, id)
   end
 end
+if TERMINAL[new] and old ~= new then
+  local m = p .. ':metrics'
+  local ty = redis.call('HGET', ev, 'event_type') or ''
+  redis.call('HINCRBY', m, 'settled|' .. new .. '|' .. ty, 1)
+  if redis.call('HSETNX', ev, 'settled_at', ARGV[4]) == 1 then
+    local lat = math.max(0, tonumber(ARGV[4]) - tonumber(score))
+    local le = '+Inf'
+    for _, b in ipairs(BUCKETS) do
+      if lat <= tonumber(b) then le = b break end
+    end
+    redis.call('HINCRBY', m, 'latency|' .. le, 1)
+    redis.call('HINCRBYFLOAT', m, 'latency_sum', tostring(lat))
+  end
+end
 if ARGV[5] == '-' then
   redis.call('ZREM', p .. ':outbox', id)
 elseif ARGV[5] ~= '' then
@@ -88,6 +116,7 @@ for _, k in ipairs(keys) do
 end
 return old
 """
+)
 
 # Claim outbox entries that are due: push each one's due time forward by the lease, so concurrent
 # reconcilers never hand out the same entry twice. ARGV: now, lease, limit.
@@ -132,6 +161,16 @@ class StoredEvent:
     received_at: float
     event_type: str
     attempts: int
+
+
+@dataclass
+class WorkerCounters:
+    """Worker-side counters read back from {p}:metrics."""
+
+    settled: dict[tuple[str, str], int] = field(default_factory=dict)  # (status, event type) -> count
+    actions: dict[tuple[str, str], int] = field(default_factory=dict)  # (outcome, action) -> attempts
+    latency_buckets: dict[str, int] = field(default_factory=dict)  # upper bound ("+Inf" last) -> count
+    latency_sum: float = 0.0
 
 
 def new_event_id(now: float | None = None) -> str:
@@ -301,8 +340,18 @@ class EventStore:
         raw = self.r.hgetall(self.key("act", event_id))
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
-    def put_action(self, event_id: str, name: str, state: Mapping[str, Any]) -> None:
-        self.r.hset(self.key("act", event_id), name, json.dumps(state, separators=(",", ":")))
+    def put_action(
+        self, event_id: str, name: str, state: Mapping[str, Any], *, outcome: str | None = None
+    ) -> None:
+        """Save an action's state; with `outcome`, also count the attempt in {p}:metrics, same round trip."""
+        value = json.dumps(state, separators=(",", ":"))
+        if outcome is None:
+            self.r.hset(self.key("act", event_id), name, value)
+            return
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.key("act", event_id), name, value)
+        pipe.hincrby(f"{self.p}:metrics", f"action|{outcome}|{name}", 1)
+        pipe.execute()
 
     def schedule(self, event_id: str, due: float) -> None:
         """Ask for the event to be handed to a worker again at `due` (epoch seconds)."""
@@ -449,6 +498,23 @@ class EventStore:
             pipe.zrange(f"{self.p}:st:{s}", 0, 0, withscores=True)
         firsts = [row[0][1] for row in pipe.execute() if row]
         return min(firsts) if firsts else None
+
+    def worker_counters(self) -> WorkerCounters:
+        """The counters the workers keep in {p}:metrics, summed over every worker process and machine."""
+        out = WorkerCounters()
+        for key, value in self.r.hgetall(f"{self.p}:metrics").items():
+            kind, _, rest = key.decode().partition("|")
+            if kind == "settled":
+                status, _, event_type = rest.partition("|")
+                out.settled[(status, event_type)] = int(value)
+            elif kind == "action":
+                outcome, _, name = rest.partition("|")
+                out.actions[(outcome, name)] = int(value)
+            elif kind == "latency":
+                out.latency_buckets[rest] = int(value)
+            elif kind == "latency_sum":
+                out.latency_sum = float(value)
+        return out
 
     def counts(self) -> dict[str, int]:
         """How many events are in each status."""

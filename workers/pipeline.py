@@ -123,7 +123,8 @@ def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime) -> str:
             state = _record(state, rt, "dead", f"no action named {name} is configured", "unconfigured")
         else:
             state = run_action(ev, parsed, name, action, state, rt)
-        rt.store.put_action(ev.id, name, state)
+        # The attempt's outcome is counted (metrics) in the same round trip that records its state.
+        rt.store.put_action(ev.id, name, state, outcome=state["status"])
         states[name] = state
 
     status, due = _event_status([states[n] for n in names if n in states])
