@@ -11,8 +11,13 @@ Keys (prefix `vw` by default; one Redis database per deployment):
     {p}:ty:{type}      zset   event ids per event type, scored by received_at
     {p}:outbox         zset   event ids that still need a worker, scored by when to (re)try them
     {p}:once:{key}     string side-effect reservations ("pending:<holder>" while running, "done:<holder>")
+    {p}:types          set    every event type that has a {p}:ty:{type} index (so a sweep can find them)
     {p}:metrics        hash   worker-side counters (settled events, action attempts, latency buckets); kept
                               by the scripts below, so every worker process and machine adds to one place
+    {p}:prune:cursor   string where the retention sweep (`prune_expired`) left off
+
+Terminal events expire (ev, raw and act keys get a TTL when they settle); their ids are then dropped from
+the index zsets lazily by listings and steadily by `prune_expired`, which the reconciler calls.
 
 Every state change of an event is one Lua script, so the document, the status indexes and the outbox never
 disagree, and the intake's write is one atomic round trip. Scripts compute further key names from the prefix,
@@ -89,6 +94,7 @@ for i = 7, #ARGV, 2 do
   redis.call('HSET', ev, ARGV[i], ARGV[i + 1])
   if ARGV[i] == 'event_type' and ARGV[i + 1] ~= '' then
     redis.call('ZADD', p .. ':ty:' .. ARGV[i + 1], score, id)
+    redis.call('SADD', p .. ':types', ARGV[i + 1])
   end
 end
 if TERMINAL[new] and old ~= new then
@@ -460,11 +466,61 @@ class EventStore:
                 offset -= len(gone)
 
     def _prune(self, ids: Sequence[str], index: str) -> None:
+        # The type of an expired event is gone with it, so its id is dropped from every type index.
+        types = [t.decode() for t in self.r.smembers(f"{self.p}:types")]
         pipe = self.r.pipeline(transaction=False)
-        for key in {index, f"{self.p}:all", *(f"{self.p}:st:{s}" for s in STATUSES)}:
+        for key in {
+            index,
+            f"{self.p}:all",
+            f"{self.p}:outbox",
+            *(f"{self.p}:st:{s}" for s in STATUSES),
+            *(f"{self.p}:ty:{t}" for t in types),
+        }:
             pipe.zrem(key, *ids)
-        pipe.zrem(f"{self.p}:outbox", *ids)
         pipe.execute()
+
+    def prune_expired(self, *, now: float | None = None, batch: int = 500, budget: int = 5000) -> int:
+        """Drop the index entries of expired events, looking at no more than `budget` entries per call.
+
+        Called by every reconciler run. It walks `{p}:all` oldest first from where the last call stopped,
+        and starts over once it has seen everything old enough to have expired, so each call is cheap and
+        bounded and every entry is looked at again within a few runs. Returns how many ids were dropped.
+        """
+        now = time.time() if now is None else now
+        # A terminal event expires `retention` after it settled, so never sooner than that after it was
+        # received: anything received more recently is surely alive and not worth a look.
+        horizon = now - min(self.settings.retention_processed_s, self.settings.retention_failed_s)
+        cursor_key = f"{self.p}:prune:cursor"
+        cursor = (self.r.get(cursor_key) or b"-inf").decode()
+        dropped = seen = 0
+        while seen < budget:
+            lo = cursor if cursor == "-inf" else f"({cursor}"
+            chunk = self.r.zrangebyscore(f"{self.p}:all", lo, repr(horizon), 0, batch, withscores=True)
+            pipe = self.r.pipeline(transaction=False)
+            for member, _ in chunk:
+                pipe.exists(self.key("ev", member.decode()))
+            gone = [m.decode() for (m, _), alive in zip(chunk, pipe.execute(), strict=True) if not alive]
+            if gone:
+                self._prune(gone, f"{self.p}:all")
+            dropped += len(gone)
+            seen += len(chunk)
+            if len(chunk) < batch:
+                cursor = "-inf"  # a full pass: next call starts again from the oldest
+                self._forget_empty_types()
+                break
+            cursor = repr(chunk[-1][1])
+        self.r.set(cursor_key, cursor)
+        return dropped
+
+    def _forget_empty_types(self) -> None:
+        types = [t.decode() for t in self.r.smembers(f"{self.p}:types")]
+        pipe = self.r.pipeline(transaction=False)
+        for t in types:
+            pipe.exists(f"{self.p}:ty:{t}")
+        empty = [t for t, n in zip(types, pipe.execute(), strict=True) if not n]
+        if empty:
+            # A concurrent event of such a type re-adds it when it settles: the set heals itself.
+            self.r.srem(f"{self.p}:types", *empty)
 
     def list_events(
         self,
