@@ -25,6 +25,7 @@ from typing import Any
 
 from ingest import embedded, examples, signature
 from ingest.settings import ConfigError, Settings
+from ingest.store import STATUSES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,9 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     ev = sub.add_parser("events", help="list or show stored events")
+    ev.set_defaults(func=lambda _: _usage(ev))
     evsub = ev.add_subparsers(title="events commands", metavar="COMMAND")
     ls = evsub.add_parser("list", help="events, newest first")
-    ls.add_argument("--status", help="queued, processing, processed, ignored, invalid, failed or dead")
+    ls.add_argument("--status", choices=STATUSES, metavar="STATUS", help=f"one of {', '.join(STATUSES)}")
     ls.add_argument("--type", dest="event_type", help="event type, e.g. publication.succeeded")
     ls.add_argument("--limit", type=int, default=20)
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -84,7 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="replay one event (by id) or every event matching filters")
     rp.add_argument("id", nargs="?", help="one event id; omit to replay by filter")
     rp.add_argument("--all-actions", action="store_true", help="re-run every action, not only failed ones")
-    rp.add_argument("--status", help="bulk: only events in this status (e.g. dead, failed, invalid)")
+    rp.add_argument(
+        "--status",
+        choices=STATUSES,
+        metavar="STATUS",
+        help="bulk: only events in this status (e.g. dead, failed, invalid)",
+    )
     rp.add_argument("--type", dest="event_type", help="bulk: only this event type")
     rp.add_argument("--since", help="bulk: received at or after (ISO-8601 or epoch seconds)")
     rp.add_argument("--until", help="bulk: received at or before (ISO-8601 or epoch seconds)")
@@ -110,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(func=cmd_stats)
     return p
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
 
 
 # -- run --------------------------------------------------------------------------------------------------
@@ -144,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     sys.executable,
                     "-m",
                     "gunicorn",
-                    # JSON logs from gunicorn itself (and, with metrics, a fresh metrics directory per run).
+                    # JSON logs from gunicorn itself, and a fresh metrics directory for this run.
                     "--config",
                     "python:ingest.gunicorn_conf",
                     "--bind",
@@ -290,11 +302,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from ingest.queue import TaskQueue
     from ingest.replay import ReplayFilter, replay_many, replay_one
 
+    if args.id and (args.status or args.event_type or args.since or args.until):
+        print("give an event id or filters, not both", file=sys.stderr)
+        return 2
     store = _store()
     queue = TaskQueue(store.settings)
     if args.id:
+        if store.document(args.id) is None:
+            print(f"no event {args.id}", file=sys.stderr)
+            return 1
         if args.dry_run:
-            print(f"would replay 1 event: {args.id}" if store.document(args.id) else f"no event {args.id}")
+            print(f"would replay 1 event: {args.id}")
             return 0
         if not replay_one(store, queue, args.id, all_actions=args.all_actions):
             print(f"no event {args.id}", file=sys.stderr)
@@ -340,12 +358,17 @@ def _when(value: str | None) -> float | None:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from ingest.metrics import queue_lengths
+    from ingest.queue import TaskQueue
+
     store = _store()
     counts = store.counts()
     oldest = store.oldest_unfinished()
     out = {
         "counts": counts,
         "outbox": store.outbox_size(),
+        # Messages waiting in the broker, per queue; null when the broker does not answer.
+        "queues": queue_lengths(TaskQueue(store.settings).celery),
         "oldest_unfinished_age_s": round(time.time() - oldest, 1) if oldest else None,
     }
     if args.json:
@@ -354,6 +377,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for status, n in counts.items():
         print(f"{status:<11} {n}")
     print(f"{'outbox':<11} {out['outbox']}")
+    if out["queues"] is None:
+        print(f"{'queues':<11} broker unreachable")
+    else:
+        for name, n in out["queues"].items():
+            print(f"{'queue ' + name:<11} {n}")
     age = out["oldest_unfinished_age_s"]
     print(f"{'oldest':<11} {'-' if age is None else f'{age}s'}")
     return 0
