@@ -4,7 +4,9 @@ voucherify-ingest run                  everything locally: embedded Valkey, inta
 voucherify-ingest events list|show     read the event store
 voucherify-ingest replay               re-run one event, or many by filter (with --dry-run)
 voucherify-ingest send-test TYPE       POST a correctly signed example webhook to a URL
-voucherify-ingest stats                counts by status, outbox backlog, oldest unfinished event
+voucherify-ingest stats                counts by status, backlog (outbox, queues), oldest unfinished
+
+Every command has --help. docs/cli.md has examples; docs/metrics.md the series of GET /metrics.
 """
 
 from __future__ import annotations
@@ -75,11 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     ls = evsub.add_parser("list", help="events, newest first")
     ls.add_argument("--status", choices=STATUSES, metavar="STATUS", help=f"one of {', '.join(STATUSES)}")
     ls.add_argument("--type", dest="event_type", help="event type, e.g. publication.succeeded")
-    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=cmd_events_list)
     show = evsub.add_parser("show", help="one event with its actions' history")
-    show.add_argument("id")
+    show.add_argument("id", help="our event id (evt_...), as the intake answered and `events list` shows")
     show.add_argument("--raw", action="store_true", help="also print the body as received")
     show.set_defaults(func=cmd_events_show)
 
@@ -114,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_send_test)
 
     stats = sub.add_parser("stats", help="counts by status, backlog and the oldest unfinished event")
-    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stats.set_defaults(func=cmd_stats)
     return p
 
