@@ -8,4 +8,4 @@ RUN pip install --no-cache-dir . && useradd --create-home app && mkdir -p /app/v
 USER app
 ENV DATA_DIR=/app/var PORT=8000
 EXPOSE 8000
-CMD ["sh", "-c", "gunicorn --bind 0.0.0.0:$PORT --workers ${WEB_CONCURRENCY:-2} --threads 8 'ingest:create_app()'"]
+CMD ["sh", "-c", "gunicorn --config python:ingest.gunicorn_conf --bind 0.0.0.0:$PORT --workers ${WEB_CONCURRENCY:-2} --threads 8 'ingest:create_app()'"]

@@ -12,7 +12,8 @@ help: ## list the targets
 $(BIN)/voucherify-ingest: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# flower too, so the test that starts Flower against our broker runs instead of skipping
+	$(BIN)/python -m pip install --quiet -e '.[test,flower]'
 	@touch $@
 
 install: $(BIN)/voucherify-ingest ## create .venv and install the service with its test tools

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ingest.logs import configure_logging
+from ingest.logs import configure_logging, secrets_of
 from ingest.queue import TaskQueue
 from ingest.settings import Settings
 from ingest.store import EventStore
@@ -35,7 +35,7 @@ def create_app(
     """Build the intake app. Reads the environment only when no settings are passed."""
     settings = settings or Settings.from_env()
     settings.require_secrets()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, redact=secrets_of(settings))
 
     app = Flask("ingest", static_folder=None)
     # Werkzeug answers 413 before reading a body over the limit, chunked or not.
@@ -47,10 +47,13 @@ def create_app(
         queue=queue or TaskQueue(settings),
     )
 
-    from ingest import admin, views
+    from ingest import admin, metrics, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(admin.bp)
+    svc = app.extensions["voucherify"]
+    # A test double for the queue has no broker to count messages in.
+    metrics.init_app(app, settings, svc.store, getattr(svc.queue, "celery", None))
 
     @app.errorhandler(HTTPException)
     def json_error(exc: HTTPException):  # type: ignore[no-untyped-def]

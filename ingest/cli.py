@@ -4,7 +4,9 @@ voucherify-ingest run                  everything locally: embedded Valkey, inta
 voucherify-ingest events list|show     read the event store
 voucherify-ingest replay               re-run one event, or many by filter (with --dry-run)
 voucherify-ingest send-test TYPE       POST a correctly signed example webhook to a URL
-voucherify-ingest stats                counts by status, outbox backlog, oldest unfinished event
+voucherify-ingest stats                counts by status, backlog (outbox, queues), oldest unfinished
+
+Every command has --help. docs/cli.md has examples; docs/metrics.md the series of GET /metrics.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from ingest import embedded, examples, signature
 from ingest.settings import ConfigError, Settings
+from ingest.store import STATUSES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,22 +72,28 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     ev = sub.add_parser("events", help="list or show stored events")
+    ev.set_defaults(func=lambda _: _usage(ev))
     evsub = ev.add_subparsers(title="events commands", metavar="COMMAND")
     ls = evsub.add_parser("list", help="events, newest first")
-    ls.add_argument("--status", help="queued, processing, processed, ignored, invalid, failed or dead")
+    ls.add_argument("--status", choices=STATUSES, metavar="STATUS", help=f"one of {', '.join(STATUSES)}")
     ls.add_argument("--type", dest="event_type", help="event type, e.g. publication.succeeded")
-    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=cmd_events_list)
     show = evsub.add_parser("show", help="one event with its actions' history")
-    show.add_argument("id")
+    show.add_argument("id", help="our event id (evt_...), as the intake answered and `events list` shows")
     show.add_argument("--raw", action="store_true", help="also print the body as received")
     show.set_defaults(func=cmd_events_show)
 
     rp = sub.add_parser("replay", help="replay one event (by id) or every event matching filters")
     rp.add_argument("id", nargs="?", help="one event id; omit to replay by filter")
     rp.add_argument("--all-actions", action="store_true", help="re-run every action, not only failed ones")
-    rp.add_argument("--status", help="bulk: only events in this status (e.g. dead, failed, invalid)")
+    rp.add_argument(
+        "--status",
+        choices=STATUSES,
+        metavar="STATUS",
+        help="bulk: only events in this status (e.g. dead, failed, invalid)",
+    )
     rp.add_argument("--type", dest="event_type", help="bulk: only this event type")
     rp.add_argument("--since", help="bulk: received at or after (ISO-8601 or epoch seconds)")
     rp.add_argument("--until", help="bulk: received at or before (ISO-8601 or epoch seconds)")
@@ -107,9 +116,14 @@ def _parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_send_test)
 
     stats = sub.add_parser("stats", help="counts by status, backlog and the oldest unfinished event")
-    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stats.set_defaults(func=cmd_stats)
     return p
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
 
 
 # -- run --------------------------------------------------------------------------------------------------
@@ -144,6 +158,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     sys.executable,
                     "-m",
                     "gunicorn",
+                    # JSON logs from gunicorn itself, and a fresh metrics directory for this run.
+                    "--config",
+                    "python:ingest.gunicorn_conf",
                     "--bind",
                     f"{args.host}:{args.port}",
                     "--workers",
@@ -165,6 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     "celery",
                     "-A",
                     "workers",
+                    "--quiet",  # no ASCII banner: every line the worker writes is a JSON log line
                     "worker",
                     "--beat",
                     "--loglevel",
@@ -286,11 +304,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from ingest.queue import TaskQueue
     from ingest.replay import ReplayFilter, replay_many, replay_one
 
+    if args.id and (args.status or args.event_type or args.since or args.until):
+        print("give an event id or filters, not both", file=sys.stderr)
+        return 2
     store = _store()
     queue = TaskQueue(store.settings)
     if args.id:
+        if store.document(args.id) is None:
+            print(f"no event {args.id}", file=sys.stderr)
+            return 1
         if args.dry_run:
-            print(f"would replay 1 event: {args.id}" if store.document(args.id) else f"no event {args.id}")
+            print(f"would replay 1 event: {args.id}")
             return 0
         if not replay_one(store, queue, args.id, all_actions=args.all_actions):
             print(f"no event {args.id}", file=sys.stderr)
@@ -336,12 +360,17 @@ def _when(value: str | None) -> float | None:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from ingest.metrics import queue_lengths
+    from ingest.queue import TaskQueue
+
     store = _store()
     counts = store.counts()
     oldest = store.oldest_unfinished()
     out = {
         "counts": counts,
         "outbox": store.outbox_size(),
+        # Messages waiting in the broker, per queue; null when the broker does not answer.
+        "queues": queue_lengths(TaskQueue(store.settings).celery),
         "oldest_unfinished_age_s": round(time.time() - oldest, 1) if oldest else None,
     }
     if args.json:
@@ -350,6 +379,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for status, n in counts.items():
         print(f"{status:<11} {n}")
     print(f"{'outbox':<11} {out['outbox']}")
+    if out["queues"] is None:
+        print(f"{'queues':<11} broker unreachable")
+    else:
+        for name, n in out["queues"].items():
+            print(f"{'queue ' + name:<11} {n}")
     age = out["oldest_unfinished_age_s"]
     print(f"{'oldest':<11} {'-' if age is None else f'{age}s'}")
     return 0

@@ -1,20 +1,34 @@
 """Structured JSON logs for intake and workers.
 
-Context goes in `extra=` (event_id, event_type, task_id, action, ...), and each line is one JSON object.
-Secrets are never passed to a logger; customer emails go through `mask_email` before they are.
+Context goes in `extra=` (event_id, event_type, task_id, action, ...), or is bound for a stretch of work
+with `log_context(...)` (contextvars: per thread, per asyncio task); each line is one JSON object with both.
+Secrets are never passed to a logger, and the formatter blanks any configured secret that slips into a line
+anyway (an exception message quoting a URL, say); customer emails are masked wherever they appear.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
 import time
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from ingest.settings import Settings
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "taskName"}
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-])[A-Za-z0-9.-]*(\.[A-Za-z]{2,})")
+_REDACTED = "[redacted]"
+# Shorter values are not worth hunting for, and would blank innocent words ("on", "1").
+_MIN_SECRET_LEN = 6
+
+_context: ContextVar[Mapping[str, Any] | None] = ContextVar("voucherify_log_context", default=None)
 
 
 def mask_email(value: str | None) -> str | None:
@@ -24,8 +38,45 @@ def mask_email(value: str | None) -> str | None:
     return _EMAIL.sub(r"\1***@\2***\3", value)
 
 
+def bind(**fields: Any) -> Any:
+    """Add fields to every log line of the current context until `unbind(token)`; returns the token."""
+    return _context.set({**(_context.get() or {}), **fields})
+
+
+def unbind(token: Any) -> None:
+    """Undo a `bind`."""
+    _context.reset(token)
+
+
+def clear() -> None:
+    """Forget everything bound in the current context (a worker process between two tasks)."""
+    _context.set(None)
+
+
+@contextlib.contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """`with log_context(event_id=...):` every line logged inside carries these fields."""
+    token = bind(**fields)
+    try:
+        yield
+    finally:
+        unbind(token)
+
+
+def bound() -> dict[str, Any]:
+    """What is bound right now (for tests and for handing context to another thread)."""
+    return dict(_context.get() or {})
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, then every `extra` field."""
+    """One JSON object per line: time, level, logger, message, the bound context, then every `extra` field."""
+
+    def __init__(self, redact: Iterable[str] = ()) -> None:
+        super().__init__()
+        # Longest first, so a secret that contains another is blanked whole.
+        wanted = {s for s in redact if s and len(s) >= _MIN_SECRET_LEN}
+        self.redact = tuple(sorted(wanted, key=len, reverse=True))
+        self._secrets = re.compile("|".join(re.escape(s) for s in self.redact)) if self.redact else None
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -33,24 +84,55 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": mask_email(record.getMessage()),
+            "msg": record.getMessage(),
         }
+        out.update(_context.get() or {})
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                out[key] = mask_email(value) if isinstance(value, str) else value
+                out[key] = value
         if record.exc_info:
-            out["exc"] = mask_email(self.formatException(record.exc_info))
-        return json.dumps(out, default=str)
+            out["exc"] = self.formatException(record.exc_info)
+        elif record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(self._clean(out), default=str)
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            masked = mask_email(value) or value
+            return self._secrets.sub(_REDACTED, masked) if self._secrets else masked
+        if isinstance(value, Mapping):
+            return {str(k): self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._clean(v) for v in value]
+        if isinstance(value, int | float | bool) or value is None:
+            return value
+        return self._clean(str(value))
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every logger's records to stderr as JSON (idempotent)."""
+def secrets_of(settings: Settings) -> tuple[str, ...]:
+    """Every secret value in the settings: what the formatter must never let through."""
+    values = [*settings.webhook_secrets, settings.admin_token]
+    values += [d.secret for d in settings.forward_destinations]
+    for url in (settings.redis_url, settings.broker_url, settings.smtp_url):
+        password = urlsplit(url).password if url else None
+        values.append(unquote(password) if password else None)
+        values.append(password)
+    return tuple(v for v in values if v)
+
+
+def configure_logging(level: str = "INFO", *, redact: Iterable[str] = ()) -> None:
+    """Send every logger's records to stderr as JSON, blanking the `redact` values (idempotent).
+
+    Python warnings become log records too, so a library's warning is a JSON line like any other.
+    """
     root = logging.getLogger()
-    for h in root.handlers:
-        if isinstance(h.formatter, JsonFormatter):
-            root.setLevel(level)
-            return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root.handlers[:] = [handler]
+    redact = tuple(redact)
+    handler = next((h for h in root.handlers if isinstance(h.formatter, JsonFormatter)), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        root.handlers[:] = [handler]
+    # A second app in the same process (tests) may know more secrets: the formatter covers them all.
+    known = handler.formatter.redact if isinstance(handler.formatter, JsonFormatter) else ()
+    handler.setFormatter(JsonFormatter(redact=(*known, *redact)))
     root.setLevel(level)
+    logging.captureWarnings(True)

@@ -98,8 +98,9 @@ class Settings:
             smtp_timeout_s=_float(env, "SMTP_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             forward_timeout_s=_float(env, "FORWARD_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             forward_destinations=_destinations(env),
-            retention_processed_s=_int(env, "RETENTION_PROCESSED_SECONDS", 30 * 86400, minimum=60),
-            retention_failed_s=_int(env, "RETENTION_FAILED_SECONDS", 90 * 86400, minimum=60),
+            # Seconds are allowed (staging, tests of expiry with real processes); days are the norm.
+            retention_processed_s=_int(env, "RETENTION_PROCESSED_SECONDS", 30 * 86400, minimum=1),
+            retention_failed_s=_int(env, "RETENTION_FAILED_SECONDS", 90 * 86400, minimum=1),
             key_prefix=env.get("KEY_PREFIX", "vw") or "vw",
             data_dir=Path(env.get("DATA_DIR", "var")),
             log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),

@@ -11,6 +11,13 @@ Keys (prefix `vw` by default; one Redis database per deployment):
     {p}:ty:{type}      zset   event ids per event type, scored by received_at
     {p}:outbox         zset   event ids that still need a worker, scored by when to (re)try them
     {p}:once:{key}     string side-effect reservations ("pending:<holder>" while running, "done:<holder>")
+    {p}:types          set    every event type that has a {p}:ty:{type} index (so a sweep can find them)
+    {p}:metrics        hash   worker-side counters (settled events, action attempts, latency buckets); kept
+                              by the scripts below, so every worker process and machine adds to one place
+    {p}:prune:cursor   string where the retention sweep (`prune_expired`) left off
+
+Terminal events expire (ev, raw and act keys get a TTL when they settle); their ids are then dropped from
+the index zsets lazily by listings and steadily by `prune_expired`, which the reconciler calls.
 
 Every state change of an event is one Lua script, so the document, the status indexes and the outbox never
 disagree, and the intake's write is one atomic round trip. Scripts compute further key names from the prefix,
@@ -23,7 +30,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,10 +64,22 @@ redis.call('ZADD', KEYS[6], ARGV[5], ARGV[2])
 return {1, ARGV[2]}
 """
 
+# Upper bounds (seconds) of the received -> final status histogram that _SET_STATUS keeps in {p}:metrics.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
+
 # Move an event to a status: document fields, status index, type index, outbox, and an expiry for
 # terminal states. ARGV: prefix, id, status, now, outbox ("" keep, "-" remove, else a due time),
 # ttl ("" none, else seconds), then field/value pairs. Returns the previous status, or false if unknown.
-_SET_STATUS = """
+# Reaching a terminal status is also counted in {p}:metrics here, in the same atomic step, so the counters
+# cost no extra round trip and add up across every worker: settled|<status>|<type>, and on an event's first
+# settlement only (a replay of a week-old event says nothing about latency) latency|<le> and latency_sum.
+_SET_STATUS = (
+    "local TERMINAL = {"
+    + ", ".join(f"{t} = true" for t in sorted(TERMINAL))
+    + "}\nlocal BUCKETS = {"
+    + ", ".join(f"'{b:g}'" for b in LATENCY_BUCKETS)
+    + "}\n"
+    + """
 local p, id, new = ARGV[1], ARGV[2], ARGV[3]
 local ev = p .. ':ev:' .. id
 local old = redis.call('HGET', ev, 'status')
@@ -75,6 +94,21 @@ for i = 7, #ARGV, 2 do
   redis.call('HSET', ev, ARGV[i], ARGV[i + 1])
   if ARGV[i] == 'event_type' and ARGV[i + 1] ~= '' then
     redis.call('ZADD', p .. ':ty:' .. ARGV[i + 1], score, id)
+    redis.call('SADD', p .. ':types', ARGV[i + 1])
+  end
+end
+if TERMINAL[new] and old ~= new then
+  local m = p .. ':metrics'
+  local ty = redis.call('HGET', ev, 'event_type') or ''
+  redis.call('HINCRBY', m, 'settled|' .. new .. '|' .. ty, 1)
+  if redis.call('HSETNX', ev, 'settled_at', ARGV[4]) == 1 then
+    local lat = math.max(0, tonumber(ARGV[4]) - tonumber(score))
+    local le = '+Inf'
+    for _, b in ipairs(BUCKETS) do
+      if lat <= tonumber(b) then le = b break end
+    end
+    redis.call('HINCRBY', m, 'latency|' .. le, 1)
+    redis.call('HINCRBYFLOAT', m, 'latency_sum', tostring(lat))
   end
 end
 if ARGV[5] == '-' then
@@ -88,6 +122,7 @@ for _, k in ipairs(keys) do
 end
 return old
 """
+)
 
 # Claim outbox entries that are due: push each one's due time forward by the lease, so concurrent
 # reconcilers never hand out the same entry twice. ARGV: now, lease, limit.
@@ -132,6 +167,16 @@ class StoredEvent:
     received_at: float
     event_type: str
     attempts: int
+
+
+@dataclass
+class WorkerCounters:
+    """Worker-side counters read back from {p}:metrics."""
+
+    settled: dict[tuple[str, str], int] = field(default_factory=dict)  # (status, event type) -> count
+    actions: dict[tuple[str, str], int] = field(default_factory=dict)  # (outcome, action) -> attempts
+    latency_buckets: dict[str, int] = field(default_factory=dict)  # upper bound ("+Inf" last) -> count
+    latency_sum: float = 0.0
 
 
 def new_event_id(now: float | None = None) -> str:
@@ -301,8 +346,18 @@ class EventStore:
         raw = self.r.hgetall(self.key("act", event_id))
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
-    def put_action(self, event_id: str, name: str, state: Mapping[str, Any]) -> None:
-        self.r.hset(self.key("act", event_id), name, json.dumps(state, separators=(",", ":")))
+    def put_action(
+        self, event_id: str, name: str, state: Mapping[str, Any], *, outcome: str | None = None
+    ) -> None:
+        """Save an action's state; with `outcome`, also count the attempt in {p}:metrics, same round trip."""
+        value = json.dumps(state, separators=(",", ":"))
+        if outcome is None:
+            self.r.hset(self.key("act", event_id), name, value)
+            return
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.key("act", event_id), name, value)
+        pipe.hincrby(f"{self.p}:metrics", f"action|{outcome}|{name}", 1)
+        pipe.execute()
 
     def schedule(self, event_id: str, due: float) -> None:
         """Ask for the event to be handed to a worker again at `due` (epoch seconds)."""
@@ -411,11 +466,61 @@ class EventStore:
                 offset -= len(gone)
 
     def _prune(self, ids: Sequence[str], index: str) -> None:
+        # The type of an expired event is gone with it, so its id is dropped from every type index.
+        types = [t.decode() for t in self.r.smembers(f"{self.p}:types")]
         pipe = self.r.pipeline(transaction=False)
-        for key in {index, f"{self.p}:all", *(f"{self.p}:st:{s}" for s in STATUSES)}:
+        for key in {
+            index,
+            f"{self.p}:all",
+            f"{self.p}:outbox",
+            *(f"{self.p}:st:{s}" for s in STATUSES),
+            *(f"{self.p}:ty:{t}" for t in types),
+        }:
             pipe.zrem(key, *ids)
-        pipe.zrem(f"{self.p}:outbox", *ids)
         pipe.execute()
+
+    def prune_expired(self, *, now: float | None = None, batch: int = 500, budget: int = 5000) -> int:
+        """Drop the index entries of expired events, looking at no more than `budget` entries per call.
+
+        Called by every reconciler run. It walks `{p}:all` oldest first from where the last call stopped,
+        and starts over once it has seen everything old enough to have expired, so each call is cheap and
+        bounded and every entry is looked at again within a few runs. Returns how many ids were dropped.
+        """
+        now = time.time() if now is None else now
+        # A terminal event expires `retention` after it settled, so never sooner than that after it was
+        # received: anything received more recently is surely alive and not worth a look.
+        horizon = now - min(self.settings.retention_processed_s, self.settings.retention_failed_s)
+        cursor_key = f"{self.p}:prune:cursor"
+        cursor = (self.r.get(cursor_key) or b"-inf").decode()
+        dropped = seen = 0
+        while seen < budget:
+            lo = cursor if cursor == "-inf" else f"({cursor}"
+            chunk = self.r.zrangebyscore(f"{self.p}:all", lo, repr(horizon), 0, batch, withscores=True)
+            pipe = self.r.pipeline(transaction=False)
+            for member, _ in chunk:
+                pipe.exists(self.key("ev", member.decode()))
+            gone = [m.decode() for (m, _), alive in zip(chunk, pipe.execute(), strict=True) if not alive]
+            if gone:
+                self._prune(gone, f"{self.p}:all")
+            dropped += len(gone)
+            seen += len(chunk)
+            if len(chunk) < batch:
+                cursor = "-inf"  # a full pass: next call starts again from the oldest
+                self._forget_empty_types()
+                break
+            cursor = repr(chunk[-1][1])
+        self.r.set(cursor_key, cursor)
+        return dropped
+
+    def _forget_empty_types(self) -> None:
+        types = [t.decode() for t in self.r.smembers(f"{self.p}:types")]
+        pipe = self.r.pipeline(transaction=False)
+        for t in types:
+            pipe.exists(f"{self.p}:ty:{t}")
+        empty = [t for t, n in zip(types, pipe.execute(), strict=True) if not n]
+        if empty:
+            # A concurrent event of such a type re-adds it when it settles: the set heals itself.
+            self.r.srem(f"{self.p}:types", *empty)
 
     def list_events(
         self,
@@ -449,6 +554,23 @@ class EventStore:
             pipe.zrange(f"{self.p}:st:{s}", 0, 0, withscores=True)
         firsts = [row[0][1] for row in pipe.execute() if row]
         return min(firsts) if firsts else None
+
+    def worker_counters(self) -> WorkerCounters:
+        """The counters the workers keep in {p}:metrics, summed over every worker process and machine."""
+        out = WorkerCounters()
+        for key, value in self.r.hgetall(f"{self.p}:metrics").items():
+            kind, _, rest = key.decode().partition("|")
+            if kind == "settled":
+                status, _, event_type = rest.partition("|")
+                out.settled[(status, event_type)] = int(value)
+            elif kind == "action":
+                outcome, _, name = rest.partition("|")
+                out.actions[(outcome, name)] = int(value)
+            elif kind == "latency":
+                out.latency_buckets[rest] = int(value)
+            elif kind == "latency_sum":
+                out.latency_sum = float(value)
+        return out
 
     def counts(self) -> dict[str, int]:
         """How many events are in each status."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from ingest import signature
 from ingest.app import services
@@ -59,6 +59,7 @@ def receive(source: str) -> tuple[Response, int] | tuple[Response, int, dict[str
         verdict = f"secret:{matched}"
     else:
         verdict = "unsigned"
+    g.secret_verdict = verdict  # counted by ingest.metrics, as are the outcome and a failed enqueue below
 
     key = dedup_key(raw, source)
     try:
@@ -77,11 +78,12 @@ def receive(source: str) -> tuple[Response, int] | tuple[Response, int, dict[str
         try:
             svc.queue.process_event(event_id)
         except Exception as exc:
+            g.enqueue_failed = True
             log.warning(
                 "enqueue failed; the reconciler will retry",
                 extra={"event_id": event_id, "reason": "enqueue_failed", "error": type(exc).__name__},
             )
-    status = "queued" if created else "duplicate"
+    status = g.intake_status = "queued" if created else "duplicate"
     log.info(
         "webhook accepted",
         extra={

@@ -17,6 +17,24 @@ from tests.support import SECRET, SmtpSink
 _db_numbers = itertools.count(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def metrics_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The intake's metrics files for every app this test process creates (not ./var/metrics).
+
+    Processes the tests start do not inherit it (support.worker_env drops it): they use their DATA_DIR.
+    """
+    path = tmp_path_factory.mktemp("metrics")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PROMETHEUS_MULTIPROC_DIR", str(path))
+    try:
+        yield path
+    finally:
+        patch.undo()
+        from prometheus_client import values
+
+        values.close_all_multiprocess_files()
+
+
 @pytest.fixture(scope="session")
 def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One embedded Valkey for the session; its base URL (no database number)."""

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from email import message_from_bytes
 from email.message import Message
@@ -167,7 +169,12 @@ class Proc:
 
 
 def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY", "FORWARD_", "SMTP_"))}
+    # PROMETHEUS_MULTIPROC_DIR is the test process's own (conftest): an intake started here gets its own.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CELERY", "FORWARD_", "SMTP_", "PROMETHEUS_"))
+    }
     env.update(
         REDIS_URL=redis_url,
         PYTHONPATH=str(ROOT),
@@ -181,21 +188,88 @@ def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def start_intake(env: Mapping[str, str], log_path: Path, *, port: int, workers: int = 2) -> Proc:
+    """The real intake as production runs it (gunicorn, our config, several processes); returns when ready."""
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:ingest.gunicorn_conf",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        "4",
+        "--no-control-socket",  # several test intakes must not fight over ~/.gunicorn/gunicorn.ctl
+        "ingest:create_app()",
+    ]
+    proc = Proc(args, env, log_path)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"intake exited ({proc.popen.returncode}):\n{proc.output()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    wait_for(up, timeout=30, interval=0.1, what="the intake to answer /healthz")
+    return proc
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None):
+    """(status, body bytes, headers) of one request; HTTP errors are answers too, not exceptions."""
+    req = urllib.request.Request(url, data=body, headers=dict(headers or {}), method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read(), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), dict(exc.headers)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse_metrics(text: str) -> Samples:
+    """Prometheus text -> {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def sample(metrics: Samples, name: str, **labels: str) -> float:
+    """One sample's value from parse_metrics' result; 0 when the series is absent."""
+    return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
 def start_worker(
     env: Mapping[str, str],
     log_path: Path,
     *,
     concurrency: int = 2,
     beat: bool = True,
+    quiet: bool = False,
     extra_args: tuple[str, ...] = (),
 ) -> Proc:
-    """A real `celery -A workers worker` process; returns once it is ready to consume."""
+    """A real `celery -A workers worker` process; returns once it is ready to consume.
+
+    quiet: as the Procfile runs it, without the ASCII banner, so every line it writes is a JSON log line.
+    """
     args = [
         sys.executable,
         "-m",
         "celery",
         "-A",
         "workers",
+        *(["--quiet"] if quiet else []),
         "worker",
         "--loglevel",
         "INFO",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from ingest.logs import configure_logging
+from ingest.logs import configure_logging, secrets_of
 from ingest.queue import RECONCILE, REPLAY_QUEUE, celery_config
 from ingest.settings import Settings
 
@@ -18,7 +18,7 @@ class WorkerApp(Celery):
 def create_celery(settings: Settings | None = None) -> WorkerApp:
     """Build the worker app. Reads the environment only when no settings are passed."""
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, redact=secrets_of(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     app = WorkerApp("workers", set_as_current=True)
     app.settings = settings
@@ -34,6 +34,8 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )
-    from workers import tasks  # noqa: F401 - registers the tasks on this app
+    from workers import signals, tasks  # noqa: F401 - tasks registers the tasks on this app
+
+    signals.connect(settings)
 
     return app

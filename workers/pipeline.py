@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingest.logs import log_context
 from ingest.settings import Settings
 from ingest.store import TERMINAL, EventStore, StoredEvent
 from schemas import ParsedEvent, ValidationError, parse_event
@@ -164,7 +165,8 @@ def _run(
             state = _record(state, rt, "dead", f"no action named {name} is configured", "unconfigured")
         else:
             state = run_action(ev, parsed, event_type, name, action, state, rt)
-        rt.store.put_action(ev.id, name, state)
+        # The attempt's outcome is counted (metrics) in the same round trip that records its state.
+        rt.store.put_action(ev.id, name, state, outcome=state["status"])
         states[name] = state
 
     status, due = _event_status([states[n] for n in names if n in states])
@@ -206,7 +208,9 @@ def run_action(
     extra = {"event_id": ev.id, "event_type": event_type, "action": name}
     started = time.perf_counter()
     try:
-        result = action(ctx)
+        # Bound, so the lines an action logs itself (the mailer's, say) say which event and action they are.
+        with log_context(**extra):
+            result = action(ctx)
     except PermanentError as exc:
         log.warning("action failed permanently", extra={**extra, "reason": exc.reason, "error": str(exc)})
         return _record(state, rt, "dead", str(exc), exc.reason, started)

@@ -33,6 +33,9 @@ def process_event(self: Task, event_id: str) -> str:
 @task(RECONCILE)
 def reconcile(self: Task) -> int:
     rt = runtime_for(self.app.settings)
-    return reconciler.reconcile(
+    handed = reconciler.reconcile(
         rt.store, lambda event_id: self.app.send_task(PROCESS_EVENT, args=[event_id], queue=REPLAY_QUEUE)
     )
+    # Retention: every run also drops a bounded slice of the index entries of expired events.
+    rt.store.prune_expired()
+    return handed

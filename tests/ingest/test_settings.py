@@ -38,12 +38,19 @@ class TestFromEnv:
             ("VOUCHERIFY_ALLOW_UNSIGNED", "maybe"),
             ("FORWARD_URLS", "crm=ftp://x"),
             ("DEDUP_WINDOW_SECONDS", "-1"),
+            ("RETENTION_PROCESSED_SECONDS", "0"),
+            ("RETENTION_FAILED_SECONDS", "a month"),
         ],
     )
     def test_bad_value_names_the_variable(self, name, value):
         """A bad value fails at start, and the message names the variable."""
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({name: value})
+
+    def test_retention_can_be_seconds(self):
+        """Short retention is allowed (staging, and the tests that watch events expire)."""
+        s = Settings.from_env({"RETENTION_PROCESSED_SECONDS": "1", "RETENTION_FAILED_SECONDS": "2"})
+        assert (s.retention_processed_s, s.retention_failed_s) == (1, 2)
 
     def test_forward_destinations(self):
         """FORWARD_URLS names destinations; each may have a secret and an event filter."""

@@ -1,0 +1,34 @@
+"""gunicorn settings for the intake: `gunicorn -c python:ingest.gunicorn_conf 'ingest:create_app()'`.
+
+Only what the command line cannot say. The intake's processes keep their metrics in files under one
+directory (see ingest/metrics.py); the master empties it when it starts, so a run's counters start at zero
+rather than adding up the files of every process any earlier run had.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+from ingest import metrics
+from ingest.logs import JsonFormatter
+from ingest.settings import Settings
+
+
+class JsonLogger(Logger):
+    """gunicorn's own lines (start, workers booting and dying, the access log if asked for) as JSON."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(JsonFormatter())
+
+
+logger_class = JsonLogger
+
+
+def on_starting(server: Any) -> None:
+    """In the master, before any worker: a fresh metrics directory for this run."""
+    metrics.reset_dir(metrics.multiproc_dir(Settings.from_env()))

@@ -1,0 +1,38 @@
+"""Celery signal handlers: our JSON logs for Celery's own lines, and a task's ids bound to its log lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import signals
+
+from ingest import logs
+from ingest.queue import PROCESS_EVENT
+from ingest.settings import Settings
+
+
+def connect(settings: Settings) -> None:
+    """Hook our logging into Celery; idempotent (dispatch_uid), safe to call from every create_celery."""
+
+    def setup_logging(**_: Any) -> None:
+        # Connected, this replaces Celery's own logging setup altogether (its plain-text handlers on the
+        # root and task loggers), so Celery's lines, the worker's and the tasks' all come out as JSON.
+        logs.configure_logging(settings.log_level, redact=logs.secrets_of(settings))
+
+    signals.setup_logging.connect(setup_logging, weak=False, dispatch_uid="voucherify.setup_logging")
+    signals.task_prerun.connect(bind_task, weak=False, dispatch_uid="voucherify.bind_task")
+    signals.task_postrun.connect(unbind_task, weak=False, dispatch_uid="voucherify.unbind_task")
+
+
+def bind_task(task_id: str | None = None, task: Any = None, args: Any = None, **_: Any) -> None:
+    """Bind the task's id and name (and the event id of process_event) to every line the task logs."""
+    fields: dict[str, Any] = {"task_id": task_id, "task": getattr(task, "name", None)}
+    if getattr(task, "name", None) == PROCESS_EVENT and args:
+        fields["event_id"] = args[0]
+    logs.clear()
+    logs.bind(**fields)
+
+
+def unbind_task(**_: Any) -> None:
+    """A pool process runs many tasks: nothing of one may leak into the next one's lines."""
+    logs.clear()
