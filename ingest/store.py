@@ -42,7 +42,15 @@ from ingest.settings import Settings
 
 STATUSES = ("queued", "processing", "processed", "ignored", "invalid", "failed", "dead")
 TERMINAL = frozenset({"processed", "ignored", "invalid", "dead"})
-StoreUnavailableError = (redis.ConnectionError, redis.TimeoutError)
+# What makes the intake answer 503 + Retry-After (Voucherify retries) instead of 500: unreachable, slow,
+# full under `noeviction` (OutOfMemoryError), or a replica demoted during a failover (ReadOnlyError).
+# BusyLoadingError (a restarted server still reading its AOF) is a ConnectionError already.
+StoreUnavailableError = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+)
 
 # Store raw body + document, claim the dedup key, index, and put the event in the outbox; or, when the
 # dedup key is taken, count the duplicate on the original. KEYS: dedup, ev, raw, all, st:queued, outbox.

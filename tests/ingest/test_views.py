@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import redis
 
 from ingest import create_app, examples, signature
 from ingest.settings import Settings
@@ -201,3 +202,32 @@ class TestCreateApp:
 
         url = f"redis://127.0.0.1:{free_port()}/0"
         create_app(Settings(redis_url=url, broker_url=url, webhook_secrets=(SECRET,)))
+
+
+class TestStoreFull:
+    def test_store_out_of_memory_is_503_not_500(self, tmp_path, queue):
+        """Regression: under `noeviction` a full Redis raises OutOfMemoryError, which the intake did not
+        count as unavailable, so Voucherify got a 500 instead of 503 + Retry-After."""
+        from ingest import embedded
+
+        server = embedded.start(tmp_path / "valkey")
+        try:
+            url = f"{server.connection_url}/0"
+            client = server.client()
+            client.config_set("maxmemory", "2mb")
+            filler = "x" * 10_000
+            i = 0
+            while True:
+                try:
+                    client.set(f"fill:{i}", filler)
+                except redis.exceptions.OutOfMemoryError:
+                    break
+                i += 1
+            settings = Settings(redis_url=url, broker_url=url, webhook_secrets=(SECRET,), data_dir=tmp_path)
+            app = create_app(settings, queue=queue)
+            body, headers = signed(envelope())
+            resp = app.test_client().post("/webhooks/voucherify", data=body, headers=headers)
+            assert resp.status_code == 503
+            assert resp.headers["Retry-After"] == "5"
+        finally:
+            server.stop()
