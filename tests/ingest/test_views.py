@@ -213,7 +213,7 @@ class TestStoreFull:
         server = embedded.start(tmp_path / "valkey")
         try:
             url = f"{server.connection_url}/0"
-            client = server.client()
+            client = redis.Redis.from_url(url)
             client.config_set("maxmemory", "2mb")
             filler = "x" * 10_000
             i = 0
