@@ -5,7 +5,13 @@ The intake never imports worker code; it sends tasks by these stable names.
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import socket
+import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -55,12 +61,74 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def celery_message(task: str, args: list[Any], queue: str) -> bytes:
+    """A Celery task message (protocol 2) as kombu's Redis transport keeps it on the queue's list.
+
+    The intake builds this itself so the message goes into Redis inside the same Lua script that stores the
+    event: one round trip instead of two, atomic with the store write, and without `send_task`'s overhead,
+    which costs more than the rest of the intake. Same layout as kombu writes (kombu.transport.redis
+    `Channel._put`; Celery's `amqp.as_task_v2`); the anonymous exchange with routing key = queue name is
+    what Celery itself uses, and what kombu restores an unacked message to.
+    """
+    task_id = str(uuid.uuid4())
+    body = json.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    message = {
+        "body": base64.b64encode(body.encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py",
+            "task": task,
+            "id": task_id,
+            "shadow": None,
+            "eta": None,
+            "expires": None,
+            "group": None,
+            "group_index": None,
+            "retries": 0,
+            "timelimit": [None, None],
+            "root_id": task_id,
+            "parent_id": None,
+            "argsrepr": repr(args),
+            "kwargsrepr": "{}",
+            "origin": f"gen{os.getpid()}@{_HOST}",
+            "ignore_result": True,
+            "replaced_task_nesting": 0,
+            "stamped_headers": None,
+            "stamps": {},
+        },
+        "properties": {
+            "correlation_id": task_id,
+            "reply_to": "",
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+    return json.dumps(message).encode()
+
+
+_HOST = socket.gethostname()
+
+
 class TaskQueue:
     """Sends tasks by name through a Celery client that knows no tasks."""
 
     def __init__(self, settings: Settings) -> None:
         self.celery = Celery("voucherify-ingest", set_as_current=False)
         self.celery.conf.update(celery_config(settings))
+        # When the broker is the store's own Redis, the intake writes the message in its store script.
+        self.inline = (
+            settings.broker_url == settings.redis_url
+            and urlsplit(settings.broker_url).scheme in ("redis", "rediss", "unix")
+            and not self.celery.conf.broker_transport_options.get("global_keyprefix")
+        )
+
+    def inline_message(self, event_id: str) -> tuple[str, bytes]:
+        """(list key, message) handing `event_id` to a worker on the live queue, for a Lua script to push."""
+        return LIVE_QUEUE, celery_message(PROCESS_EVENT, [event_id], LIVE_QUEUE)
 
     def process_event(self, event_id: str, *, queue: str = LIVE_QUEUE) -> None:
         """Hand an event to a worker. At-least-once: the outbox covers a send that is lost."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -53,7 +53,8 @@ StoreUnavailableError = (
 )
 
 # Store raw body + document, claim the dedup key, index, and put the event in the outbox; or, when the
-# dedup key is taken, count the duplicate on the original. KEYS: dedup, ev, raw, all, st:queued, outbox.
+# dedup key is taken, count the duplicate on the original. With a Celery message (ARGV[7]), push it onto the
+# queue's list too. KEYS: dedup, ev, raw, all, st:queued, outbox, queue list.
 _ACCEPT = """
 local existing = redis.call('GET', KEYS[1])
 if existing then
@@ -65,10 +66,11 @@ if existing then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 redis.call('SET', KEYS[3], ARGV[6])
-redis.call('HSET', KEYS[2], unpack(ARGV, 7))
+redis.call('HSET', KEYS[2], unpack(ARGV, 8))
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[6], ARGV[5], ARGV[2])
+if ARGV[7] ~= '' then redis.call('LPUSH', KEYS[7], ARGV[7]) end
 return {1, ARGV[2]}
 """
 
@@ -243,10 +245,15 @@ class EventStore:
         secret: str,
         source: str = "",
         now: float | None = None,
+        enqueue: Callable[[str], tuple[str, bytes]] | None = None,
     ) -> tuple[str, bool]:
-        """Store a delivery atomically: (event id, True), or (the original's id, False) for a duplicate."""
+        """Store a delivery atomically: (event id, True), or (the original's id, False) for a duplicate.
+
+        `enqueue(event_id)` may give a (list key, message) to push in the same atomic step.
+        """
         now = time.time() if now is None else now
         event_id = new_event_id(now)
+        queue_key, message = enqueue(event_id) if enqueue is not None else ("", b"")
         fields: dict[str, str | int] = {
             "id": event_id,
             "status": "queued",
@@ -271,6 +278,7 @@ class EventStore:
                 f"{p}:all",
                 f"{p}:st:queued",
                 f"{p}:outbox",
+                queue_key or f"{p}:outbox",
             ],
             args=[
                 p,
@@ -279,6 +287,7 @@ class EventStore:
                 repr(now),
                 repr(now + self.settings.outbox_lease_s),
                 raw,
+                message,
                 *flat,
             ],
         )

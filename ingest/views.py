@@ -64,7 +64,12 @@ def receive(source: str) -> tuple[Response, int] | tuple[Response, int, dict[str
     key = dedup_key(raw, source)
     try:
         event_id, created = svc.store.accept(
-            raw, dedup_key=key, headers=_kept_headers(), secret=verdict, source=source
+            raw,
+            dedup_key=key,
+            headers=_kept_headers(),
+            secret=verdict,
+            source=source,
+            enqueue=svc.queue.inline_message if svc.queue.inline else None,
         )
     except StoreUnavailableError as exc:
         log.error("store unavailable", extra={"reason": "store_unavailable", "error": type(exc).__name__})
@@ -74,7 +79,7 @@ def receive(source: str) -> tuple[Response, int] | tuple[Response, int, dict[str
             {"Retry-After": "5"},
         )
 
-    if created:
+    if created and not svc.queue.inline:
         try:
             svc.queue.process_event(event_id)
         except Exception as exc:

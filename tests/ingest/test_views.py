@@ -11,6 +11,8 @@ from tests.support import SECRET, signed
 class RecordingQueue:
     """Records what the intake enqueues; can be told to fail like an unreachable broker."""
 
+    inline = False  # the intake calls process_event after the store write, where we can see it
+
     def __init__(self):
         self.sent = []
         self.fail = False

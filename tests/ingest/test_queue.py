@@ -1,0 +1,59 @@
+import base64
+import json
+
+import redis
+
+from ingest import create_app, examples
+from ingest.queue import LIVE_QUEUE, PROCESS_EVENT, TaskQueue, celery_message
+from ingest.settings import Settings
+from tests.support import signed
+
+
+class TestCeleryMessage:
+    def test_same_layout_as_celery_sends(self, settings):
+        """The message the intake writes has every header and property Celery's own send_task writes."""
+        TaskQueue(settings).celery.send_task(PROCESS_EVENT, args=["evt_1"], queue=LIVE_QUEUE)
+        r = redis.Redis.from_url(settings.redis_url)
+        theirs = json.loads(r.lpop(LIVE_QUEUE))
+        ours = json.loads(celery_message(PROCESS_EVENT, ["evt_1"], LIVE_QUEUE))
+        assert set(ours) == set(theirs)
+        assert set(ours["headers"]) == set(theirs["headers"])
+        assert set(ours["properties"]) == set(theirs["properties"])
+        assert ours["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
+        assert base64.b64decode(ours["body"]) == base64.b64decode(theirs["body"])
+        assert ours["headers"]["task"] == PROCESS_EVENT
+
+    def test_ids_are_unique(self):
+        a = json.loads(celery_message(PROCESS_EVENT, ["x"], LIVE_QUEUE))
+        b = json.loads(celery_message(PROCESS_EVENT, ["x"], LIVE_QUEUE))
+        assert a["headers"]["id"] != b["headers"]["id"]
+        assert a["properties"]["delivery_tag"] != b["properties"]["delivery_tag"]
+
+
+class TestInlineEnqueue:
+    def test_inline_only_when_broker_is_the_store(self, settings):
+        """The store script can push the message only when the broker is the same Redis database."""
+        assert TaskQueue(settings).inline
+        other = settings.with_(broker_url=settings.redis_url.rsplit("/", 1)[0] + "/15")
+        assert not TaskQueue(other).inline
+        assert not TaskQueue(settings.with_(broker_url="amqp://guest:guest@127.0.0.1:5672//")).inline
+
+    def test_accepted_delivery_is_on_the_queue_in_the_same_write(self, settings, store):
+        """One POST: the event stored and its task message on the live queue; a duplicate adds no message."""
+        client = create_app(settings, store=store).test_client()
+        body, headers = signed(examples.example_envelope("voucher.updated"))
+        event_id = client.post("/webhooks/voucherify", data=body, headers=headers).json["id"]
+        client.post("/webhooks/voucherify", data=body, headers=headers)
+        r = redis.Redis.from_url(settings.redis_url)
+        (raw,) = r.lrange(LIVE_QUEUE, 0, -1)
+        args, _, _ = json.loads(base64.b64decode(json.loads(raw)["body"]))
+        assert args == [event_id]
+
+    def test_store_down_pushes_nothing(self, tmp_path):
+        from tests.support import SECRET, free_port
+
+        url = f"redis://127.0.0.1:{free_port()}/0"
+        settings = Settings(redis_url=url, broker_url=url, webhook_secrets=(SECRET,), data_dir=tmp_path)
+        client = create_app(settings).test_client()
+        body, headers = signed(examples.example_envelope("voucher.updated"))
+        assert client.post("/webhooks/voucherify", data=body, headers=headers).status_code == 503
