@@ -92,29 +92,48 @@ class SmtpSink:
 
 
 class HttpSink:
-    """A real HTTP server on localhost that records POSTs and answers with a settable status."""
+    """A real HTTP server on localhost that records POSTs and answers with a settable status.
 
-    def __init__(self) -> None:
+    `requests` keeps the 2xx-answered ones (what the receiver accepted), `attempts` every POST;
+    `reply_headers` go with every answer (a Retry-After, say); `delay` holds answers back (a slow receiver).
+    Pass the port of a stopped sink to bring a receiver back on the same URL.
+    """
+
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.attempts: list[tuple[dict[str, str], bytes]] = []
         self.status = 200
+        self.reply_headers: dict[str, str] = {}
+        self.delay = 0.0
+        self._lock = threading.Lock()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 status = sink.status
+                with sink._lock:
+                    sink.attempts.append((headers, body))
+                if sink.delay:
+                    time.sleep(sink.delay)
                 if 200 <= status < 300:
-                    sink.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    with sink._lock:
+                        sink.requests.append((headers, body))
                 self.send_response(status)
+                for name, value in sink.reply_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def start(self) -> HttpSink:
         self._thread.start()

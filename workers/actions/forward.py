@@ -29,6 +29,25 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={mac}"
 
 
+def verify(
+    secret: str, header: str | None, body: bytes, *, tolerance: float = 300.0, now: float | None = None
+) -> bool:
+    """What a receiver does: True if `header` signs `body` with `secret` within `tolerance` seconds of now."""
+    if not header:
+        return False
+    parts = [p.partition("=") for p in header.split(",")]
+    stamps = [v for k, _, v in parts if k.strip() == "t"]
+    macs = [v.strip() for k, _, v in parts if k.strip() == "v1"]
+    if len(stamps) != 1 or not macs or not stamps[0].strip().isdigit():
+        return False
+    timestamp = int(stamps[0])
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+        return False
+    expected = sign(secret, body, timestamp).rpartition("v1=")[2]
+    # Every v1 is compared (a sender may list several during a secret rotation), in constant time.
+    return any(hmac.compare_digest(expected, mac) for mac in macs)
+
+
 class Forwarder:
     """The forward action for one destination; keeps its connections alive between events."""
 
