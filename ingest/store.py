@@ -346,8 +346,15 @@ class EventStore:
                     replays=int(state.get("replays", 0)) + 1,
                 )
                 self.put_action(event_id, name, state)
+        # The start count goes back to 0 like the actions' attempts: an event that went dead because its
+        # worker kept dying (too_many_starts) must get its full budget again, not die at once.
         self.set_status(
-            event_id, "queued", outbox=now + self.settings.outbox_lease_s, now=now, reason="replay"
+            event_id,
+            "queued",
+            outbox=now + self.settings.outbox_lease_s,
+            now=now,
+            reason="replay",
+            attempts=0,
         )
         self.r.hincrby(self.key("ev", event_id), "replays", 1)
         return True
