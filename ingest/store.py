@@ -2,7 +2,8 @@
 
 Keys (prefix `vw` by default; one Redis database per deployment):
 
-    {p}:ev:{id}        hash   the event document: status, event_type, received_at, dedup_key, attempts, ...
+    {p}:ev:{id}        hash   the event document: status, event_type, received_at, dedup_key, attempts
+                              (processing starts), unfinished_starts (starts since one last finished), ...
     {p}:raw:{id}       string the body exactly as received
     {p}:act:{id}       hash   action name -> JSON state (status, attempts, last_error, next_attempt_at, ...)
     {p}:dd:{key}       string dedup claim -> event id, expires after the dedup window
@@ -132,6 +133,7 @@ class StoredEvent:
     received_at: float
     event_type: str
     attempts: int
+    unfinished_starts: int = 0  # starts since a run last finished: each one a worker lost mid-event
 
 
 def new_event_id(now: float | None = None) -> str:
@@ -243,9 +245,17 @@ class EventStore:
     def load(self, event_id: str) -> StoredEvent | None:
         """The stored event with its raw body, or None if unknown (or expired)."""
         pipe = self.r.pipeline(transaction=False)
-        pipe.hmget(self.key("ev", event_id), "status", "source", "received_at", "event_type", "attempts")
+        pipe.hmget(
+            self.key("ev", event_id),
+            "status",
+            "source",
+            "received_at",
+            "event_type",
+            "attempts",
+            "unfinished_starts",
+        )
         pipe.get(self.key("raw", event_id))
-        (status, source, received_at, event_type, attempts), raw = pipe.execute()
+        (status, source, received_at, event_type, attempts, unfinished), raw = pipe.execute()
         if status is None or raw is None:
             return None
         return StoredEvent(
@@ -256,6 +266,7 @@ class EventStore:
             received_at=float(received_at or 0),
             event_type=(event_type or b"").decode(),
             attempts=int(attempts or 0),
+            unfinished_starts=int(unfinished or 0),
         )
 
     def set_status(
@@ -346,15 +357,15 @@ class EventStore:
                     replays=int(state.get("replays", 0)) + 1,
                 )
                 self.put_action(event_id, name, state)
-        # The start count goes back to 0 like the actions' attempts: an event that went dead because its
-        # worker kept dying (too_many_starts) must get its full budget again, not die at once.
+        # An event that went dead because its worker kept dying (too_many_starts) gets its full budget of
+        # starts again, like the actions their attempts; `attempts` keeps counting, as history.
         self.set_status(
             event_id,
             "queued",
             outbox=now + self.settings.outbox_lease_s,
             now=now,
             reason="replay",
-            attempts=0,
+            unfinished_starts=0,
         )
         self.r.hincrby(self.key("ev", event_id), "replays", 1)
         return True

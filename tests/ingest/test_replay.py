@@ -86,10 +86,11 @@ class TestReplayOne:
         """Regression: replay kept the start count, so an event that went dead with `too_many_starts`
         (its worker died every time) went straight back to dead on replay and never ran again."""
         event_id = deliver(store)
-        store.r.hset(store.key("ev", event_id), "attempts", pipeline.MAX_EVENT_STARTS)
+        store.r.hset(store.key("ev", event_id), "unfinished_starts", pipeline.MAX_EVENT_STARTS)
         assert pipeline.process_event(event_id, runtime) == "dead"
         replay_one(store, queue, event_id)
         assert pipeline.process_event(event_id, runtime) == "ignored"
+        assert store.document(event_id)["attempts"] == 1  # the dead start was not counted; this one is
 
 
 class TestReplayMany:

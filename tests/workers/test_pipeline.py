@@ -116,12 +116,37 @@ class TestProcessEvent:
     def test_missing_event_is_reported(self, runtime):
         assert pipeline.process_event("evt_nope", runtime) == "missing"
 
-    def test_event_whose_worker_keeps_dying_goes_dead(self, runtime, store):
+    def test_event_whose_worker_keeps_dying_goes_dead(self, runtime, store, clock):
         """Bounded: after MAX_EVENT_STARTS starts that never finished, the event is dead, not looped."""
         event_id = deliver(store, publication())
-        store.r.hset(store.key("ev", event_id), "attempts", pipeline.MAX_EVENT_STARTS)
+        for _ in range(pipeline.MAX_EVENT_STARTS):
+            # What a start looks like to the store when the worker dies right after it.
+            ev = store.load(event_id)
+            store.set_status(
+                event_id,
+                "processing",
+                attempts=ev.attempts + 1,
+                unfinished_starts=ev.unfinished_starts + 1,
+            )
         assert pipeline.process_event(event_id, runtime) == "dead"
-        assert store.document(event_id)["reason"] == "too_many_starts"
+        doc = store.document(event_id)
+        assert doc["reason"] == "too_many_starts"
+        assert doc["attempts"] == pipeline.MAX_EVENT_STARTS
+
+    def test_retries_that_finish_are_not_lost_starts(self, runtime, store, mailer, clock):
+        """Regression: every start counted towards MAX_EVENT_STARTS, including the ones that finished by
+        scheduling an action's retry, so an action failing for a while killed its event after 10 attempts
+        as `too_many_starts` ("worker lost each time"), long before ACTION_MAX_ATTEMPTS."""
+        runtime.settings = runtime.settings.with_(action_max_attempts=pipeline.MAX_EVENT_STARTS + 5)
+        mailer.fail_with = TransientError("smtp down", reason="smtp_unreachable")
+        event_id = deliver(store, publication())
+        for _ in range(pipeline.MAX_EVENT_STARTS + 2):
+            assert pipeline.process_event(event_id, runtime) == "failed"
+            clock.now += 60
+        mailer.fail_with = None
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        assert store.document(event_id)["attempts"] == pipeline.MAX_EVENT_STARTS + 3
+        assert len(mailer.sent) == 1
 
 
 class TestRetries:
