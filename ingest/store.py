@@ -334,6 +334,11 @@ class EventStore:
         """Reserve side effect `key` for `holder`: "acquired", "done" or "busy" (someone else is on it)."""
         return self._reserve(keys=[self.key("once", key)], args=[holder, ttl]).decode()
 
+    def reserved_for(self, key: str) -> float | None:
+        """Seconds until reservation `key` lapses (None if it is not held or never lapses)."""
+        ms = self.r.pttl(self.key("once", key))
+        return ms / 1000 if ms and ms > 0 else None
+
     def complete(self, key: str, holder: str, ttl: int) -> None:
         """Record that side effect `key` happened, so nobody repeats it within `ttl`."""
         self.r.set(self.key("once", key), f"done:{holder}", ex=ttl)

@@ -209,6 +209,7 @@ class TestIdempotency:
         with pytest.raises(TransientError) as exc:
             forwarder(sink.url)(ctx)
         assert exc.value.reason == "busy"
+        assert 55 < exc.value.retry_after <= 60  # when the other holder's reservation lapses
         assert sink.attempts == []
 
 

@@ -62,6 +62,20 @@ class TestProcessEvent:
         assert len(mailer.sent) == 1
         assert store.document(other)["actions"]["notify_customer"]["status"] == "skipped"
 
+    def test_publication_another_worker_is_emailing_waits_for_its_reservation(
+        self, runtime, store, mailer, clock
+    ):
+        """Busy: no second email; the retry is due when the holder's reservation lapses (it may have died)."""
+        runtime.settings = runtime.settings.with_(action_backoff_cap_s=3600.0)
+        event_id = deliver(store, publication(pub_id="pub_busy"))
+        assert store.reserve("notify:pub_busy", "a-worker-that-died", 30) == "acquired"
+        assert pipeline.process_event(event_id, runtime) == "failed"
+        action = store.document(event_id)["actions"]["notify_customer"]
+        assert action["reason"] == "busy"
+        assert mailer.sent == []
+        assert store.claim_due(now=clock.now + 25) == []
+        assert store.claim_due(now=clock.now + 31) == [event_id]
+
     def test_customer_without_email_is_skipped(self, runtime, store, mailer):
         """No email address is a reason, not a failure: the event is processed, the action skipped."""
         event_id = deliver(store, examples.example_envelope("publication.succeeded"))  # email is null there

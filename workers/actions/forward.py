@@ -67,7 +67,12 @@ class Forwarder:
         if verdict == "done":
             return ActionResult("skipped", f"event {event.id} already forwarded to {self.dest.name}")
         if verdict == "busy":
-            raise TransientError(f"event {event.id} is being forwarded by another worker", reason="busy")
+            # Try again when the other holder's reservation lapses (if it died, nothing sooner helps).
+            raise TransientError(
+                f"event {event.id} is being forwarded by another worker",
+                reason="busy",
+                retry_after=ctx.store.reserved_for(key),
+            )
         try:
             self._post(ctx)
         except Exception:

@@ -42,7 +42,12 @@ class NotifyCustomer:
         if verdict == "done":
             return ActionResult("skipped", f"already emailed for publication {pub_id}")
         if verdict == "busy":
-            raise TransientError(f"publication {pub_id} is being emailed by another worker", reason="busy")
+            # Try again when the other holder's reservation lapses (if it died, nothing sooner helps).
+            raise TransientError(
+                f"publication {pub_id} is being emailed by another worker",
+                reason="busy",
+                retry_after=ctx.store.reserved_for(key),
+            )
         campaign = getattr(getattr(data, "campaign", None), "name", None)
         message = self.compose(email, getattr(customer, "name", None), codes, campaign, pub_id)
         try:
