@@ -5,6 +5,7 @@ Every process started here has a bounded start-up wait and is stopped (process g
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -56,14 +57,37 @@ def wait_for(
 
 
 class SmtpSink:
-    """A real SMTP server on localhost (aiosmtpd) that keeps what it receives; can be told to refuse."""
+    """A real SMTP server on localhost (aiosmtpd) that keeps what it receives; can be told to refuse.
+
+    `rcpt_delay` makes each RCPT slow (the phase before the server accepts a message), and `on_rcpt` is
+    called with how many RCPTs are being held at that moment. stop() then start() brings the server back on
+    the same port, keeping what it received.
+    """
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.messages: list[Message] = []
         self.refuse_code: int | None = None
+        self.rcpt_delay = 0.0
+        self.on_rcpt: Callable[[int], None] | None = None
+        self._in_rcpt = 0
         self._lock = threading.Lock()
         self._controller: Controller | None = None
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd API
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        self._in_rcpt += 1  # only the server's event loop runs this: no lock needed
+        try:
+            if self.on_rcpt is not None:
+                self.on_rcpt(self._in_rcpt)
+            if self.rcpt_delay:
+                await asyncio.sleep(self.rcpt_delay)
+        finally:
+            self._in_rcpt -= 1
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
         if self.refuse_code:
