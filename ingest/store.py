@@ -36,6 +36,7 @@ from ingest.settings import Settings
 
 STATUSES = ("queued", "processing", "processed", "ignored", "invalid", "failed", "dead")
 TERMINAL = frozenset({"processed", "ignored", "invalid", "dead"})
+COMPLETE_RETRY_INTERVAL_S = 0.5
 StoreUnavailableError = (redis.ConnectionError, redis.TimeoutError)
 
 # Store raw body + document, claim the dedup key, index, and put the event in the outbox; or, when the
@@ -339,9 +340,21 @@ class EventStore:
         ms = self.r.pttl(self.key("once", key))
         return ms / 1000 if ms and ms > 0 else None
 
-    def complete(self, key: str, holder: str, ttl: int) -> None:
-        """Record that side effect `key` happened, so nobody repeats it within `ttl`."""
-        self.r.set(self.key("once", key), f"done:{holder}", ex=ttl)
+    def complete(self, key: str, holder: str, ttl: int, *, patience: float = 0.0) -> None:
+        """Record that side effect `key` happened, so nobody repeats it within `ttl`.
+
+        The side effect did happen: if the store does not answer, keep trying for up to `patience`
+        seconds (while our reservation still keeps others off it) rather than let a retry repeat it.
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self.r.set(self.key("once", key), f"done:{holder}", ex=ttl)
+                return
+            except StoreUnavailableError:
+                if time.monotonic() + COMPLETE_RETRY_INTERVAL_S > deadline:
+                    raise
+                time.sleep(COMPLETE_RETRY_INTERVAL_S)
 
     def release(self, key: str, holder: str) -> None:
         """Give up a reservation we hold, so a retry can take it."""

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import redis
 
 from ingest import examples
 from ingest.dedup import dedup_key
@@ -75,6 +76,26 @@ class TestProcessEvent:
         assert mailer.sent == []
         assert store.claim_due(now=clock.now + 25) == []
         assert store.claim_due(now=clock.now + 31) == [event_id]
+
+    def test_store_blip_after_the_send_does_not_send_twice(self, runtime, store, mailer, monkeypatch):
+        """Regression: if the store did not answer when the worker recorded `done` right after the SMTP
+        server accepted the email (a Redis restart, a failover), the attempt failed, the reservation lapsed
+        and the retry emailed the customer again. Recording an email that was sent is now worth waiting
+        for, within the reservation."""
+        real_set, failures = store.r.set, [redis.ConnectionError("Connection refused")] * 2
+
+        def flaky_set(name, *args, **kwargs):
+            if name.startswith(store.key("once", "")) and failures:
+                raise failures.pop()
+            return real_set(name, *args, **kwargs)
+
+        monkeypatch.setattr(store.r, "set", flaky_set)
+        monkeypatch.setattr("ingest.store.COMPLETE_RETRY_INTERVAL_S", 0.01)
+        event_id = deliver(store, publication(pub_id="pub_blip"))
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        assert failures == []
+        assert len(mailer.sent) == 1
+        assert store.reserve("notify:pub_blip", "another-attempt", 30) == "done"
 
     def test_customer_without_email_is_skipped(self, runtime, store, mailer):
         """No email address is a reason, not a failure: the event is processed, the action skipped."""

@@ -21,6 +21,7 @@ from workers.actions import ActionContext, ActionResult
 from workers.errors import PermanentError, TransientError
 
 SIGNATURE_HEADER = "X-Voucherify-Ingest-Signature"
+RESERVATION_S = 60  # how long a forward in progress (or a crashed forwarder) keeps others off it
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -63,7 +64,7 @@ class Forwarder:
     def __call__(self, ctx: ActionContext) -> ActionResult:
         event = ctx.parsed.envelope.event
         key = f"forward:{self.dest.name}:{event.id}"
-        verdict = ctx.store.reserve(key, ctx.attempt_id, 60)
+        verdict = ctx.store.reserve(key, ctx.attempt_id, RESERVATION_S)
         if verdict == "done":
             return ActionResult("skipped", f"event {event.id} already forwarded to {self.dest.name}")
         if verdict == "busy":
@@ -78,7 +79,7 @@ class Forwarder:
         except Exception:
             ctx.store.release(key, ctx.attempt_id)
             raise
-        ctx.store.complete(key, ctx.attempt_id, 90 * 86400)
+        ctx.store.complete(key, ctx.attempt_id, 90 * 86400, patience=RESERVATION_S / 2)
         return ActionResult("succeeded", f"forwarded to {self.dest.name}")
 
     def _post(self, ctx: ActionContext) -> None:

@@ -55,7 +55,7 @@ class NotifyCustomer:
         except Exception:
             ctx.store.release(key, ctx.attempt_id)
             raise
-        ctx.store.complete(key, ctx.attempt_id, self.remember_s)
+        ctx.store.complete(key, ctx.attempt_id, self.remember_s, patience=self.reservation_ttl * 0.8)
         return ActionResult("succeeded", f"emailed {len(codes)} code(s) for publication {pub_id}")
 
     def compose(
