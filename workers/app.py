@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from celery import Celery
 from kombu import Queue
 
 from ingest.logs import configure_logging
 from ingest.queue import LIVE_QUEUE, RECONCILE, REPLAY_QUEUE, celery_config
 from ingest.settings import Settings
+from workers import broker
 
 
 class WorkerApp(Celery):
@@ -38,6 +41,9 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )
+    if urlsplit(settings.broker_url).scheme in ("redis", "rediss"):
+        # kombu's Redis transport with a fix that lets the worker reconnect after a Redis restart.
+        app.conf.broker_transport = broker.TRANSPORT
     from workers import tasks  # noqa: F401 - registers the tasks on this app
 
     return app
