@@ -12,7 +12,6 @@ from collections import Counter
 from typing import Any
 
 import pytest
-import redis
 
 from ingest import embedded
 from ingest.settings import Settings
@@ -176,10 +175,3 @@ def _ready(port: int) -> bool:
             return resp.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
-
-
-def test_redis_is_left_alone(valkey):
-    """The dedicated server is not the machine's Redis on 6379."""
-    servers, _ = valkey
-    assert servers[0].port != 6379
-    assert redis.Redis(port=servers[0].port).ping()
