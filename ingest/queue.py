@@ -6,8 +6,10 @@ The intake never imports worker code; it sends tasks by these stable names.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery
+from kombu import Queue
 
 from ingest.settings import Settings
 
@@ -18,15 +20,40 @@ LIVE_QUEUE = "events"  # fresh deliveries from the intake
 REPLAY_QUEUE = "replay"  # replays, retries and reconciler hand-offs: live traffic keeps its latency
 
 
+def is_amqp(broker_url: str) -> bool:
+    """True for a RabbitMQ broker URL."""
+    return urlsplit(broker_url).scheme in ("amqp", "amqps", "pyamqp")
+
+
+def queues(settings: Settings) -> tuple[Queue, ...]:
+    """The queues, declared identically by the intake's client and the workers.
+
+    On RabbitMQ they are durable quorum queues (replicated, and the type RabbitMQ recommends for data
+    that must not be lost). RabbitMQ refuses (PRECONDITION_FAILED) to redeclare a queue with other
+    arguments, so both sides must declare them from here.
+    """
+    args = {"x-queue-type": "quorum"} if is_amqp(settings.broker_url) else None
+    return tuple(Queue(name, durable=True, queue_arguments=args) for name in (LIVE_QUEUE, REPLAY_QUEUE))
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for at-least-once delivery; the same for the intake's client and the workers."""
     visibility = max(3600, settings.task_time_limit_s * 4)
+    amqp = is_amqp(settings.broker_url)
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
-        # Redis transport: a message not acked within this is redelivered. Longer than any task (tasks
-        # never wait on an ETA: retries are scheduled through the store's outbox, not with countdowns).
-        "broker_transport_options": {"visibility_timeout": visibility},
+        "broker_transport_options": (
+            # RabbitMQ: publisher confirms, so a send returns only once the broker has the message.
+            {"confirm_publish": True}
+            if amqp
+            # Redis transport: a message not acked within this is redelivered. Longer than any task
+            # (tasks never wait on an ETA: retries are scheduled through the store's outbox).
+            else {"visibility_timeout": visibility}
+        ),
+        "task_queues": queues(settings),
+        # Any other queue a task is sent to gets the same type (Celery >= 5.5).
+        "task_default_queue_type": "quorum" if amqp else "classic",
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_backend": None,

@@ -5,10 +5,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from celery import Celery
-from kombu import Queue
 
 from ingest.logs import configure_logging
-from ingest.queue import LIVE_QUEUE, RECONCILE, REPLAY_QUEUE, celery_config
+from ingest.queue import RECONCILE, REPLAY_QUEUE, celery_config
 from ingest.settings import Settings
 from workers import broker
 
@@ -26,11 +25,10 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     app = WorkerApp("workers", set_as_current=True)
     app.settings = settings
+    # celery_config() declares the queues: a plain `celery -A workers worker` consumes both queues, live
+    # deliveries first (on Redis the worker's BRPOP lists `events` before `replay`).
     app.conf.update(celery_config(settings))
     app.conf.update(
-        # A plain `celery -A workers worker` consumes both queues, live deliveries first (on Redis the
-        # worker's BRPOP lists `events` before `replay`).
-        task_queues=(Queue(LIVE_QUEUE), Queue(REPLAY_QUEUE)),
         beat_schedule={
             "reconcile": {
                 "task": RECONCILE,
