@@ -25,15 +25,46 @@ LIVE_QUEUE = "events"  # fresh deliveries from the intake
 REPLAY_QUEUE = "replay"  # replays, retries and reconciler hand-offs: live traffic keeps its latency
 
 
+def is_amqp(broker_url: str) -> bool:
+    """True for a RabbitMQ broker URL."""
+    return urlsplit(broker_url).scheme in ("amqp", "amqps", "pyamqp")
+
+
+def queues(settings: Settings) -> tuple[Queue, ...]:
+    """The queues, declared identically by the intake's client and the workers.
+
+    On RabbitMQ they are durable quorum queues (replicated, and the type RabbitMQ recommends for data
+    that must not be lost). RabbitMQ refuses (PRECONDITION_FAILED) to redeclare a queue with other
+    arguments, so both sides must declare them from here.
+    """
+    args = {"x-queue-type": "quorum"} if is_amqp(settings.broker_url) else None
+    # Each queue its own direct exchange and key (by default Celery binds `replay` to the `events` exchange
+    # and key, which on RabbitMQ delivers a live message to both queues). Listed live first: a worker's
+    # Redis BRPOP checks `events` before `replay`, so replays never delay live traffic.
+    return tuple(
+        Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True, queue_arguments=args)
+        for name in (LIVE_QUEUE, REPLAY_QUEUE)
+    )
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for at-least-once delivery; the same for the intake's client and the workers."""
     visibility = max(3600, settings.task_time_limit_s * 4)
+    amqp = is_amqp(settings.broker_url)
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
-        # Redis transport: a message not acked within this is redelivered. Longer than any task (tasks
-        # never wait on an ETA: retries are scheduled through the store's outbox, not with countdowns).
-        "broker_transport_options": {"visibility_timeout": visibility},
+        "broker_transport_options": (
+            # RabbitMQ: publisher confirms, so a send returns only once the broker has the message.
+            {"confirm_publish": True}
+            if amqp
+            # Redis transport: a message not acked within this is redelivered. Longer than any task
+            # (tasks never wait on an ETA: retries are scheduled through the store's outbox).
+            else {"visibility_timeout": visibility}
+        ),
+        "task_queues": queues(settings),
+        # Any other queue a task is sent to gets the same type (Celery >= 5.5).
+        "task_default_queue_type": "quorum" if amqp else "classic",
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_backend": None,
@@ -44,12 +75,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # (a task that kills its worker every time stops after that many tries instead of looping).
         "task_retry_on_worker_lost": True,
         "task_default_queue": LIVE_QUEUE,
-        # Each queue its own direct exchange and key (the default would bind `replay` to the `events`
-        # exchange and key, which on RabbitMQ delivers a live message to both queues). Listed live first:
-        # a worker's Redis BRPOP checks `events` before `replay`, so replays never delay live traffic.
-        "task_queues": tuple(
-            Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (LIVE_QUEUE, REPLAY_QUEUE)
-        ),
         "task_create_missing_queues": True,
         "task_time_limit": settings.task_time_limit_s,
         "task_soft_time_limit": max(1, settings.task_time_limit_s - 5),

@@ -2,7 +2,8 @@
 
 Keys (prefix `vw` by default; one Redis database per deployment):
 
-    {p}:ev:{id}        hash   the event document: status, event_type, received_at, dedup_key, attempts, ...
+    {p}:ev:{id}        hash   the event document: status, event_type, received_at, dedup_key, attempts
+                              (processing starts), unfinished_starts (starts since one last finished), ...
     {p}:raw:{id}       string the body exactly as received
     {p}:act:{id}       hash   action name -> JSON state (status, attempts, last_error, next_attempt_at, ...)
     {p}:dd:{key}       string dedup claim -> event id, expires after the dedup window
@@ -42,6 +43,7 @@ from ingest.settings import Settings
 
 STATUSES = ("queued", "processing", "processed", "ignored", "invalid", "failed", "dead")
 TERMINAL = frozenset({"processed", "ignored", "invalid", "dead"})
+COMPLETE_RETRY_INTERVAL_S = 0.5
 # What makes the intake answer 503 + Retry-After (Voucherify retries) instead of 500: unreachable, slow,
 # full under `noeviction` (OutOfMemoryError), or a replica demoted during a failover (ReadOnlyError).
 # BusyLoadingError (a restarted server still reading its AOF) is a ConnectionError already.
@@ -177,6 +179,7 @@ class StoredEvent:
     received_at: float
     event_type: str
     attempts: int
+    unfinished_starts: int = 0  # starts since a run last finished: each one a worker lost mid-event
 
 
 @dataclass
@@ -305,9 +308,17 @@ class EventStore:
     def load(self, event_id: str) -> StoredEvent | None:
         """The stored event with its raw body, or None if unknown (or expired)."""
         pipe = self.r.pipeline(transaction=False)
-        pipe.hmget(self.key("ev", event_id), "status", "source", "received_at", "event_type", "attempts")
+        pipe.hmget(
+            self.key("ev", event_id),
+            "status",
+            "source",
+            "received_at",
+            "event_type",
+            "attempts",
+            "unfinished_starts",
+        )
         pipe.get(self.key("raw", event_id))
-        (status, source, received_at, event_type, attempts), raw = pipe.execute()
+        (status, source, received_at, event_type, attempts, unfinished), raw = pipe.execute()
         if status is None or raw is None:
             return None
         return StoredEvent(
@@ -318,6 +329,7 @@ class EventStore:
             received_at=float(received_at or 0),
             event_type=(event_type or b"").decode(),
             attempts=int(attempts or 0),
+            unfinished_starts=int(unfinished or 0),
         )
 
     def set_status(
@@ -395,9 +407,26 @@ class EventStore:
         """Reserve side effect `key` for `holder`: "acquired", "done" or "busy" (someone else is on it)."""
         return self._reserve(keys=[self.key("once", key)], args=[holder, ttl]).decode()
 
-    def complete(self, key: str, holder: str, ttl: int) -> None:
-        """Record that side effect `key` happened, so nobody repeats it within `ttl`."""
-        self.r.set(self.key("once", key), f"done:{holder}", ex=ttl)
+    def reserved_for(self, key: str) -> float | None:
+        """Seconds until reservation `key` lapses (None if it is not held or never lapses)."""
+        ms = self.r.pttl(self.key("once", key))
+        return ms / 1000 if ms and ms > 0 else None
+
+    def complete(self, key: str, holder: str, ttl: int, *, patience: float = 0.0) -> None:
+        """Record that side effect `key` happened, so nobody repeats it within `ttl`.
+
+        The side effect did happen: if the store does not answer, keep trying for up to `patience`
+        seconds (while our reservation still keeps others off it) rather than let a retry repeat it.
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self.r.set(self.key("once", key), f"done:{holder}", ex=ttl)
+                return
+            except StoreUnavailableError:
+                if time.monotonic() + COMPLETE_RETRY_INTERVAL_S > deadline:
+                    raise
+                time.sleep(COMPLETE_RETRY_INTERVAL_S)
 
     def release(self, key: str, holder: str) -> None:
         """Give up a reservation we hold, so a retry can take it."""
@@ -418,8 +447,15 @@ class EventStore:
                     replays=int(state.get("replays", 0)) + 1,
                 )
                 self.put_action(event_id, name, state)
+        # An event that went dead because its worker kept dying (too_many_starts) gets its full budget of
+        # starts again, like the actions their attempts; `attempts` keeps counting, as history.
         self.set_status(
-            event_id, "queued", outbox=now + self.settings.outbox_lease_s, now=now, reason="replay"
+            event_id,
+            "queued",
+            outbox=now + self.settings.outbox_lease_s,
+            now=now,
+            reason="replay",
+            unfinished_starts=0,
         )
         self.r.hincrby(self.key("ev", event_id), "replays", 1)
         return True

@@ -5,6 +5,7 @@ Every process started here has a bounded start-up wait and is stopped (process g
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -58,14 +59,37 @@ def wait_for(
 
 
 class SmtpSink:
-    """A real SMTP server on localhost (aiosmtpd) that keeps what it receives; can be told to refuse."""
+    """A real SMTP server on localhost (aiosmtpd) that keeps what it receives; can be told to refuse.
+
+    `rcpt_delay` makes each RCPT slow (the phase before the server accepts a message), and `on_rcpt` is
+    called with how many RCPTs are being held at that moment. stop() then start() brings the server back on
+    the same port, keeping what it received.
+    """
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.messages: list[Message] = []
         self.refuse_code: int | None = None
+        self.rcpt_delay = 0.0
+        self.on_rcpt: Callable[[int], None] | None = None
+        self._in_rcpt = 0
         self._lock = threading.Lock()
         self._controller: Controller | None = None
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd API
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        self._in_rcpt += 1  # only the server's event loop runs this: no lock needed
+        try:
+            if self.on_rcpt is not None:
+                self.on_rcpt(self._in_rcpt)
+            if self.rcpt_delay:
+                await asyncio.sleep(self.rcpt_delay)
+        finally:
+            self._in_rcpt -= 1
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
         if self.refuse_code:
@@ -94,29 +118,48 @@ class SmtpSink:
 
 
 class HttpSink:
-    """A real HTTP server on localhost that records POSTs and answers with a settable status."""
+    """A real HTTP server on localhost that records POSTs and answers with a settable status.
 
-    def __init__(self) -> None:
+    `requests` keeps the 2xx-answered ones (what the receiver accepted), `attempts` every POST;
+    `reply_headers` go with every answer (a Retry-After, say); `delay` holds answers back (a slow receiver).
+    Pass the port of a stopped sink to bring a receiver back on the same URL.
+    """
+
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.attempts: list[tuple[dict[str, str], bytes]] = []
         self.status = 200
+        self.reply_headers: dict[str, str] = {}
+        self.delay = 0.0
+        self._lock = threading.Lock()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 status = sink.status
+                with sink._lock:
+                    sink.attempts.append((headers, body))
+                if sink.delay:
+                    time.sleep(sink.delay)
                 if 200 <= status < 300:
-                    sink.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    with sink._lock:
+                        sink.requests.append((headers, body))
                 self.send_response(status)
+                for name, value in sink.reply_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def start(self) -> HttpSink:
         self._thread.start()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from celery import Celery
 
 from ingest.logs import configure_logging, secrets_of
 from ingest.queue import RECONCILE, REPLAY_QUEUE, celery_config
 from ingest.settings import Settings
+from workers import broker
 
 
 class WorkerApp(Celery):
@@ -22,6 +25,8 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     app = WorkerApp("workers", set_as_current=True)
     app.settings = settings
+    # celery_config() declares the queues: a plain `celery -A workers worker` consumes both queues, live
+    # deliveries first (on Redis the worker's BRPOP lists `events` before `replay`).
     app.conf.update(celery_config(settings))
     app.conf.update(
         beat_schedule={
@@ -34,6 +39,9 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )
+    if urlsplit(settings.broker_url).scheme in ("redis", "rediss"):
+        # kombu's Redis transport with a fix that lets the worker reconnect after a Redis restart.
+        app.conf.broker_transport = broker.TRANSPORT
     from workers import signals, tasks  # noqa: F401 - tasks registers the tasks on this app
 
     signals.connect(settings)

@@ -78,7 +78,8 @@ def process_event(event_id: str, rt: Runtime) -> str:
     if ev.status in TERMINAL:
         return ev.status  # a redelivered message for work already finished
     now = rt.clock()
-    if ev.attempts >= MAX_EVENT_STARTS:
+    # Only starts that never finished count: a run that ends by scheduling an action's retry is fine.
+    if ev.unfinished_starts >= MAX_EVENT_STARTS:
         rt.store.set_status(
             event_id,
             "dead",
@@ -88,15 +89,21 @@ def process_event(event_id: str, rt: Runtime) -> str:
             errors=json.dumps(
                 {
                     "_worker": [
-                        f"processing started {ev.attempts} times without finishing (worker lost each time)"
+                        f"processing started {ev.unfinished_starts} times without finishing "
+                        "(worker lost each time)"
                     ]
                 }
             ),
         )
-        log.error("event dead: too many starts", extra={"event_id": event_id, "attempts": ev.attempts})
+        log.error("event dead: too many starts", extra={"event_id": event_id, "starts": ev.unfinished_starts})
         return "dead"
     rt.store.set_status(
-        event_id, "processing", outbox=now + rt.settings.outbox_lease_s, now=now, attempts=ev.attempts + 1
+        event_id,
+        "processing",
+        outbox=now + rt.settings.outbox_lease_s,
+        now=now,
+        attempts=ev.attempts + 1,
+        unfinished_starts=ev.unfinished_starts + 1,
     )
     try:
         parsed = parse(ev.raw)
@@ -111,7 +118,14 @@ def process_event(event_id: str, rt: Runtime) -> str:
 
 
 def _invalid(ev: StoredEvent, exc: InvalidPayloadError, rt: Runtime) -> str:
-    rt.store.set_status(ev.id, "invalid", outbox=False, reason=exc.reason, errors=json.dumps(exc.messages))
+    rt.store.set_status(
+        ev.id,
+        "invalid",
+        outbox=False,
+        reason=exc.reason,
+        errors=json.dumps(exc.messages),
+        unfinished_starts=0,
+    )
     log.info("event invalid", extra={"event_id": ev.id, "reason": exc.reason})
     return "invalid"
 
@@ -121,7 +135,12 @@ def run_designer(ev: StoredEvent, exc: DesignerPayloadError, rt: Runtime) -> str
     names = dispatch.designer_actions_for(ev.source, rt.settings)
     if not names:
         rt.store.set_status(
-            ev.id, "ignored", outbox=False, reason=exc.reason, errors=json.dumps(exc.messages)
+            ev.id,
+            "ignored",
+            outbox=False,
+            reason=exc.reason,
+            errors=json.dumps(exc.messages),
+            unfinished_starts=0,
         )
         log.info("event ignored", extra={"event_id": ev.id, "source": ev.source, "reason": exc.reason})
         return "ignored"
@@ -142,7 +161,9 @@ def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime) -> str:
     names = dispatch.actions_for(event_type, rt.settings)
     if not names:
         reason = "no_route" if parsed.schema else "unknown_type"
-        rt.store.set_status(ev.id, "ignored", outbox=False, event_type=event_type, reason=reason)
+        rt.store.set_status(
+            ev.id, "ignored", outbox=False, event_type=event_type, reason=reason, unfinished_starts=0
+        )
         log.info("event ignored", extra={"event_id": ev.id, "event_type": event_type, "reason": reason})
         return "ignored"
     return _run(ev, parsed, event_type, names, rt)
@@ -172,7 +193,9 @@ def _run(
     status, due = _event_status([states[n] for n in names if n in states])
     outbox: float | bool = False if status != "failed" else (due or rt.clock()) + 0.001
     reason = next((s.get("reason") for s in states.values() if s["status"] in ("dead", "failed")), "")
-    rt.store.set_status(ev.id, status, outbox=outbox, event_type=event_type, reason=reason or "")
+    rt.store.set_status(
+        ev.id, status, outbox=outbox, event_type=event_type, reason=reason or "", unfinished_starts=0
+    )
     log.info(
         "event %s",
         status,

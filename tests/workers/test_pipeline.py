@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import redis
 
 from ingest import examples
 from ingest.dedup import dedup_key
@@ -62,6 +63,40 @@ class TestProcessEvent:
         assert len(mailer.sent) == 1
         assert store.document(other)["actions"]["notify_customer"]["status"] == "skipped"
 
+    def test_publication_another_worker_is_emailing_waits_for_its_reservation(
+        self, runtime, store, mailer, clock
+    ):
+        """Busy: no second email; the retry is due when the holder's reservation lapses (it may have died)."""
+        runtime.settings = runtime.settings.with_(action_backoff_cap_s=3600.0)
+        event_id = deliver(store, publication(pub_id="pub_busy"))
+        assert store.reserve("notify:pub_busy", "a-worker-that-died", 30) == "acquired"
+        assert pipeline.process_event(event_id, runtime) == "failed"
+        action = store.document(event_id)["actions"]["notify_customer"]
+        assert action["reason"] == "busy"
+        assert mailer.sent == []
+        assert store.claim_due(now=clock.now + 25) == []
+        assert store.claim_due(now=clock.now + 31) == [event_id]
+
+    def test_store_blip_after_the_send_does_not_send_twice(self, runtime, store, mailer, monkeypatch):
+        """Regression: if the store did not answer when the worker recorded `done` right after the SMTP
+        server accepted the email (a Redis restart, a failover), the attempt failed, the reservation lapsed
+        and the retry emailed the customer again. Recording an email that was sent is now worth waiting
+        for, within the reservation."""
+        real_set, failures = store.r.set, [redis.ConnectionError("Connection refused")] * 2
+
+        def flaky_set(name, *args, **kwargs):
+            if name.startswith(store.key("once", "")) and failures:
+                raise failures.pop()
+            return real_set(name, *args, **kwargs)
+
+        monkeypatch.setattr(store.r, "set", flaky_set)
+        monkeypatch.setattr("ingest.store.COMPLETE_RETRY_INTERVAL_S", 0.01)
+        event_id = deliver(store, publication(pub_id="pub_blip"))
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        assert failures == []
+        assert len(mailer.sent) == 1
+        assert store.reserve("notify:pub_blip", "another-attempt", 30) == "done"
+
     def test_customer_without_email_is_skipped(self, runtime, store, mailer):
         """No email address is a reason, not a failure: the event is processed, the action skipped."""
         event_id = deliver(store, examples.example_envelope("publication.succeeded"))  # email is null there
@@ -116,12 +151,37 @@ class TestProcessEvent:
     def test_missing_event_is_reported(self, runtime):
         assert pipeline.process_event("evt_nope", runtime) == "missing"
 
-    def test_event_whose_worker_keeps_dying_goes_dead(self, runtime, store):
+    def test_event_whose_worker_keeps_dying_goes_dead(self, runtime, store, clock):
         """Bounded: after MAX_EVENT_STARTS starts that never finished, the event is dead, not looped."""
         event_id = deliver(store, publication())
-        store.r.hset(store.key("ev", event_id), "attempts", pipeline.MAX_EVENT_STARTS)
+        for _ in range(pipeline.MAX_EVENT_STARTS):
+            # What a start looks like to the store when the worker dies right after it.
+            ev = store.load(event_id)
+            store.set_status(
+                event_id,
+                "processing",
+                attempts=ev.attempts + 1,
+                unfinished_starts=ev.unfinished_starts + 1,
+            )
         assert pipeline.process_event(event_id, runtime) == "dead"
-        assert store.document(event_id)["reason"] == "too_many_starts"
+        doc = store.document(event_id)
+        assert doc["reason"] == "too_many_starts"
+        assert doc["attempts"] == pipeline.MAX_EVENT_STARTS
+
+    def test_retries_that_finish_are_not_lost_starts(self, runtime, store, mailer, clock):
+        """Regression: every start counted towards MAX_EVENT_STARTS, including the ones that finished by
+        scheduling an action's retry, so an action failing for a while killed its event after 10 attempts
+        as `too_many_starts` ("worker lost each time"), long before ACTION_MAX_ATTEMPTS."""
+        runtime.settings = runtime.settings.with_(action_max_attempts=pipeline.MAX_EVENT_STARTS + 5)
+        mailer.fail_with = TransientError("smtp down", reason="smtp_unreachable")
+        event_id = deliver(store, publication())
+        for _ in range(pipeline.MAX_EVENT_STARTS + 2):
+            assert pipeline.process_event(event_id, runtime) == "failed"
+            clock.now += 60
+        mailer.fail_with = None
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        assert store.document(event_id)["attempts"] == pipeline.MAX_EVENT_STARTS + 3
+        assert len(mailer.sent) == 1
 
 
 class TestRetries:

@@ -23,7 +23,11 @@ class ActionContext:
     parsed: ParsedEvent | None  # None only for Payload-designer bodies routed by source (forwards)
     raw: bytes
     store: EventStore
-    event_type: str = ""
+    event_type: str = ""  # the parsed event's type unless given (a designer body's may be "")
+
+    def __post_init__(self) -> None:
+        if not self.event_type and self.parsed is not None:
+            object.__setattr__(self, "event_type", self.parsed.event_type)
 
 
 @dataclass(frozen=True)

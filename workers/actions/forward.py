@@ -21,12 +21,32 @@ from workers.actions import ActionContext, ActionResult
 from workers.errors import PermanentError, TransientError
 
 SIGNATURE_HEADER = "X-Voucherify-Ingest-Signature"
+RESERVATION_S = 60  # how long a forward in progress (or a crashed forwarder) keeps others off it
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
     """The value of our signature header for `body` sent at `timestamp`."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={mac}"
+
+
+def verify(
+    secret: str, header: str | None, body: bytes, *, tolerance: float = 300.0, now: float | None = None
+) -> bool:
+    """What a receiver does: True if `header` signs `body` with `secret` within `tolerance` seconds of now."""
+    if not header:
+        return False
+    parts = [p.partition("=") for p in header.split(",")]
+    stamps = [v for k, _, v in parts if k.strip() == "t"]
+    macs = [v.strip() for k, _, v in parts if k.strip() == "v1"]
+    if len(stamps) != 1 or not macs or not stamps[0].strip().isdigit():
+        return False
+    timestamp = int(stamps[0])
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+        return False
+    expected = sign(secret, body, timestamp).rpartition("v1=")[2]
+    # Every v1 is compared (a sender may list several during a secret rotation), in constant time.
+    return any(hmac.compare_digest(expected, mac) for mac in macs)
 
 
 class Forwarder:
@@ -44,17 +64,22 @@ class Forwarder:
     def __call__(self, ctx: ActionContext) -> ActionResult:
         event_id = _idempotency_key(ctx)
         key = f"forward:{self.dest.name}:{event_id}"
-        verdict = ctx.store.reserve(key, ctx.attempt_id, 60)
+        verdict = ctx.store.reserve(key, ctx.attempt_id, RESERVATION_S)
         if verdict == "done":
             return ActionResult("skipped", f"event {event_id} already forwarded to {self.dest.name}")
         if verdict == "busy":
-            raise TransientError(f"event {event_id} is being forwarded by another worker", reason="busy")
+            # Try again when the other holder's reservation lapses (if it died, nothing sooner helps).
+            raise TransientError(
+                f"event {event_id} is being forwarded by another worker",
+                reason="busy",
+                retry_after=ctx.store.reserved_for(key),
+            )
         try:
             self._post(ctx)
         except Exception:
             ctx.store.release(key, ctx.attempt_id)
             raise
-        ctx.store.complete(key, ctx.attempt_id, 90 * 86400)
+        ctx.store.complete(key, ctx.attempt_id, 90 * 86400, patience=RESERVATION_S / 2)
         return ActionResult("succeeded", f"forwarded to {self.dest.name}")
 
     def _post(self, ctx: ActionContext) -> None:

@@ -42,7 +42,12 @@ class NotifyCustomer:
         if verdict == "done":
             return ActionResult("skipped", f"already emailed for publication {pub_id}")
         if verdict == "busy":
-            raise TransientError(f"publication {pub_id} is being emailed by another worker", reason="busy")
+            # Try again when the other holder's reservation lapses (if it died, nothing sooner helps).
+            raise TransientError(
+                f"publication {pub_id} is being emailed by another worker",
+                reason="busy",
+                retry_after=ctx.store.reserved_for(key),
+            )
         campaign = getattr(getattr(data, "campaign", None), "name", None)
         message = self.compose(email, getattr(customer, "name", None), codes, campaign, pub_id)
         try:
@@ -50,7 +55,7 @@ class NotifyCustomer:
         except Exception:
             ctx.store.release(key, ctx.attempt_id)
             raise
-        ctx.store.complete(key, ctx.attempt_id, self.remember_s)
+        ctx.store.complete(key, ctx.attempt_id, self.remember_s, patience=self.reservation_ttl * 0.8)
         return ActionResult("succeeded", f"emailed {len(codes)} code(s) for publication {pub_id}")
 
     def compose(

@@ -1,0 +1,279 @@
+"""The admin API: off without ADMIN_TOKEN, 401 without the right one; list, show, replay one, bulk replay."""
+
+import json
+
+import pytest
+
+from ingest import create_app, examples
+from ingest.dedup import dedup_key
+from ingest.queue import REPLAY_QUEUE
+from workers import pipeline
+from workers.actions.notify import NotifyCustomer
+from workers.errors import TransientError
+
+TOKEN = "admin-token-" + "a" * 20
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+ROUTES = [
+    ("GET", "/admin/events"),
+    ("GET", "/admin/events/evt_x"),
+    ("POST", "/admin/events/evt_x/replay"),
+    ("POST", "/admin/replay"),
+]
+
+
+class RecordingQueue:
+    """Records what is enqueued, and on which queue."""
+
+    def __init__(self):
+        self.sent = []
+
+    def process_event(self, event_id, *, queue="events"):
+        self.sent.append((event_id, queue))
+
+    def ping(self):
+        return True
+
+
+@pytest.fixture
+def queue():
+    return RecordingQueue()
+
+
+@pytest.fixture
+def client(settings, store, queue):
+    return create_app(settings.with_(admin_token=TOKEN), store=store, queue=queue).test_client()
+
+
+def deliver(store, name="voucher.updated", *, now=None, email=None):
+    doc = examples.example_envelope(name)
+    if email:
+        doc["data"]["customer"]["email"] = email
+    raw = json.dumps(doc).encode()
+    event_id, created = store.accept(raw, dedup_key=dedup_key(raw), headers={}, secret="s", now=now)
+    assert created
+    return event_id
+
+
+class TestAccess:
+    @pytest.mark.parametrize(("method", "path"), ROUTES)
+    def test_off_without_admin_token(self, settings, store, queue, method, path):
+        """No ADMIN_TOKEN: every admin route is 404, as if it did not exist (not even a 401 to probe)."""
+        client = create_app(settings, store=store, queue=queue).test_client()
+        assert client.open(path, method=method, headers=AUTH).status_code == 404
+
+    @pytest.mark.parametrize(("method", "path"), ROUTES)
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": f"Bearer {TOKEN}x"},
+            {"Authorization": f"Basic {TOKEN}"},
+            {"Authorization": TOKEN},
+        ],
+    )
+    def test_401_without_the_right_token(self, client, queue, method, path, headers):
+        resp = client.open(path, method=method, headers=headers, json={})
+        assert resp.status_code == 401
+        assert resp.json["error"] == "unauthorized"
+        assert queue.sent == []
+
+
+class TestList:
+    def test_newest_first_with_limit(self, client, store):
+        ids = [deliver(store, now=1_700_000_000 + i) for i in range(5)]
+        resp = client.get("/admin/events?limit=3", headers=AUTH)
+        assert resp.status_code == 200
+        assert [e["id"] for e in resp.json["events"]] == ids[::-1][:3]
+
+    def test_filters_by_status_and_type(self, client, store):
+        a = deliver(store, "voucher.updated", now=1_700_000_001)
+        b = deliver(store, "voucher.created", now=1_700_000_002)
+        c = deliver(store, "voucher.created", now=1_700_000_003)
+        store.set_status(b, "dead", outbox=False, event_type="voucher.created")
+        store.set_status(c, "processed", outbox=False, event_type="voucher.created")
+        store.set_status(a, "processed", outbox=False, event_type="voucher.updated")
+
+        def ids(query):
+            return [e["id"] for e in client.get(f"/admin/events?{query}", headers=AUTH).json["events"]]
+
+        assert ids("status=dead") == [b]
+        assert ids("status=processed") == [c, a]
+        assert ids("type=voucher.created") == [c, b]
+        assert ids("status=processed&type=voucher.created") == [c]
+        assert ids("status=queued") == []
+
+    def test_filters_by_time(self, client, store):
+        old = deliver(store, now=1_700_000_000)
+        new = deliver(store, now=1_700_000_100)
+        since = "2023-11-14T22:14:00Z"  # 1_700_000_040
+        events = client.get(f"/admin/events?since={since}", headers=AUTH).json["events"]
+        assert [e["id"] for e in events] == [new]
+        events = client.get("/admin/events?until=1700000050", headers=AUTH).json["events"]
+        assert [e["id"] for e in events] == [old]
+
+    @pytest.mark.parametrize(
+        "query", ["status=nope", "limit=lots", "since=yesterday", "until=2024-01-01T00:00:00"]
+    )
+    def test_bad_filter_is_400_with_a_message(self, client, query):
+        resp = client.get(f"/admin/events?{query}", headers=AUTH)
+        assert resp.status_code == 400
+        assert resp.json["message"]
+
+
+class TestShow:
+    def test_document_fields(self, client, store):
+        event_id = deliver(store)
+        doc = client.get(f"/admin/events/{event_id}", headers=AUTH).json
+        assert doc["id"] == event_id
+        assert doc["status"] == "queued"
+        assert doc["received_at"].endswith("Z")
+        assert doc["dedup_key"].startswith("ev:wh_test:")
+        assert doc["attempts"] == 0
+        assert doc["errors"] is None
+        assert doc["actions"] == {}
+        assert "raw" not in doc
+        assert "secret" not in doc
+
+    def test_unknown_event_is_404(self, client):
+        resp = client.get("/admin/events/evt_nope", headers=AUTH)
+        assert resp.status_code == 404
+        assert resp.json["message"] == "no event evt_nope"
+
+    def test_every_attempt_of_every_action_is_shown(self, client, settings, store):
+        """The history: each attempt with its time, outcome and error, in order, across a retry."""
+
+        class FlakyMailer:
+            failures = [TransientError("SMTP connection failed: ConnectionRefusedError")] * 2
+
+            def send(self, message):
+                if self.failures:
+                    raise self.failures.pop()
+
+        now = [1_700_000_000.0]
+        rt = pipeline.Runtime(
+            settings=settings,
+            store=store,
+            actions={
+                "notify_customer": NotifyCustomer(
+                    FlakyMailer(), sender="s@x.io", reservation_ttl=30, remember_s=60
+                )
+            },
+            clock=lambda: now[0],
+            rng=lambda: 0.0,
+        )
+        event_id = deliver(store, "publication.succeeded", email="alex@example.com")
+        for _ in range(3):
+            pipeline.process_event(event_id, rt)
+            now[0] += 60
+        doc = client.get(f"/admin/events/{event_id}", headers=AUTH).json
+        assert doc["status"] == "processed"
+        assert doc["attempts"] == 3
+        action = doc["actions"]["notify_customer"]
+        assert action["status"] == "succeeded"
+        assert action["attempts"] == 3
+        assert action["last_error"] == "SMTP connection failed: ConnectionRefusedError"
+        history = action["history"]
+        assert [h["outcome"] for h in history] == ["failed", "failed", "succeeded"]
+        assert [h["at"] for h in history] == [
+            "2023-11-14T22:13:20.000Z",
+            "2023-11-14T22:14:20.000Z",
+            "2023-11-14T22:15:20.000Z",
+        ]
+        assert [h.get("error") for h in history] == [
+            "SMTP connection failed: ConnectionRefusedError",
+            "SMTP connection failed: ConnectionRefusedError",
+            None,
+        ]
+        assert all(h["ms"] >= 0 for h in history)
+
+
+class TestReplayOne:
+    def test_replays_failed_actions_on_the_replay_queue(self, client, store, queue):
+        event_id = deliver(store)
+        store.put_action(event_id, "a", {"status": "dead", "attempts": 3, "history": []})
+        store.put_action(event_id, "b", {"status": "succeeded", "attempts": 1, "history": []})
+        store.set_status(event_id, "dead", outbox=False)
+        resp = client.post(f"/admin/events/{event_id}/replay", headers=AUTH)
+        assert resp.status_code == 202
+        assert resp.json == {"id": event_id, "status": "queued", "queue": REPLAY_QUEUE}
+        assert queue.sent == [(event_id, REPLAY_QUEUE)]
+        actions = store.actions(event_id)
+        assert (actions["a"]["status"], actions["a"]["attempts"]) == ("pending", 0)
+        assert actions["b"]["status"] == "succeeded"
+        assert store.document(event_id)["status"] == "queued"
+
+    @pytest.mark.parametrize("flag", ["1", "true", "yes"])
+    def test_all_replays_every_action(self, client, store, flag):
+        event_id = deliver(store)
+        store.put_action(event_id, "b", {"status": "succeeded", "attempts": 1, "history": []})
+        store.set_status(event_id, "processed", outbox=False)
+        assert client.post(f"/admin/events/{event_id}/replay?all={flag}", headers=AUTH).status_code == 202
+        assert store.actions(event_id)["b"]["status"] == "pending"
+
+    def test_unknown_event_is_404(self, client, queue):
+        assert client.post("/admin/events/evt_nope/replay", headers=AUTH).status_code == 404
+        assert queue.sent == []
+
+
+class TestBulkReplay:
+    @pytest.fixture
+    def events(self, store):
+        """Three dead events (two voucher.created), one processed; received a minute apart."""
+        out = {}
+        for i, (name, status) in enumerate(
+            [
+                ("voucher.created", "dead"),
+                ("voucher.updated", "dead"),
+                ("voucher.created", "dead"),
+                ("voucher.created", "processed"),
+            ]
+        ):
+            event_id = deliver(store, name, now=1_700_000_000 + 60 * i)
+            store.set_status(event_id, status, outbox=False, event_type=name)
+            out[event_id] = (name, status)
+        return list(out)
+
+    def test_dry_run_counts_and_replays_nothing(self, client, store, queue, events):
+        resp = client.post("/admin/replay", headers=AUTH, json={"status": "dead", "dry_run": True})
+        assert resp.status_code == 200
+        assert resp.json["count"] == 3
+        assert queue.sent == []
+        assert store.counts()["dead"] == 3
+
+    def test_replays_the_matching_events_oldest_first(self, client, store, queue, events):
+        resp = client.post("/admin/replay", headers=AUTH, json={"status": "dead"})
+        assert resp.json["count"] == 3
+        assert queue.sent == [(e, REPLAY_QUEUE) for e in events[:3]]
+        assert store.counts()["dead"] == 0
+        assert store.counts()["queued"] == 3
+
+    def test_filters_combine(self, client, queue, events):
+        body = {"status": "dead", "type": "voucher.created", "since": "2023-11-14T22:14:00Z"}
+        assert client.post("/admin/replay", headers=AUTH, json=body).json["count"] == 1
+        assert queue.sent == [(events[2], REPLAY_QUEUE)]
+
+    def test_until_in_epoch_seconds(self, client, events):
+        body = {"until": 1_700_000_059, "dry_run": True}
+        assert client.post("/admin/replay", headers=AUTH, json=body).json["count"] == 1
+
+    def test_no_body_replays_everything(self, client, events):
+        assert client.post("/admin/replay", headers=AUTH).json["count"] == 4
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            [1, 2],
+            {"status": "nope"},
+            {"type": 3},
+            {"since": "last week"},
+            {"until": "2024-01-01T00:00:00"},
+            {"since": True},
+        ],
+    )
+    def test_bad_body_is_400(self, client, queue, events, body):
+        resp = client.post("/admin/replay", headers=AUTH, json=body)
+        assert resp.status_code == 400
+        assert resp.json["message"]
+        assert queue.sent == []
