@@ -136,6 +136,36 @@ return old
 """
 )
 
+# A worker starts an event: read it all (document fields, raw body, action states) and, unless it is finished
+# or has been started too often without finishing, move it to `processing` with the outbox a lease ahead.
+# One round trip where a read and a status change were two. ARGV: prefix, id, now, due, max unfinished starts.
+_BEGIN = (
+    "local TERMINAL = {"
+    + ", ".join(f"{t} = true" for t in sorted(TERMINAL))
+    + "}\n"
+    + """
+local p, id = ARGV[1], ARGV[2]
+local ev = p .. ':ev:' .. id
+local f = redis.call('HMGET', ev, 'status', 'source', 'received_at', 'event_type', 'attempts',
+                     'unfinished_starts')
+local raw = redis.call('GET', p .. ':raw:' .. id)
+if not f[1] or not raw then return false end
+local acts = redis.call('HGETALL', p .. ':act:' .. id)
+local attempts, unfinished = tonumber(f[5] or 0), tonumber(f[6] or 0)
+if TERMINAL[f[1]] or unfinished >= tonumber(ARGV[5]) then
+  return {f[1], f[2] or '', f[3], f[4] or '', attempts, unfinished, raw, acts, 0}
+end
+if f[1] ~= 'processing' then
+  redis.call('ZREM', p .. ':st:' .. f[1], id)
+  redis.call('ZADD', p .. ':st:processing', f[3], id)
+end
+redis.call('HSET', ev, 'status', 'processing', 'updated_at', ARGV[3], 'attempts', attempts + 1,
+           'unfinished_starts', unfinished + 1)
+redis.call('ZADD', p .. ':outbox', ARGV[4], id)
+return {f[1], f[2] or '', f[3], f[4] or '', attempts, unfinished, raw, acts, 1}
+"""
+)
+
 # Claim outbox entries that are due: push each one's due time forward by the lease, so concurrent
 # reconcilers never hand out the same entry twice. ARGV: now, lease, limit.
 _CLAIM_DUE = """
@@ -226,6 +256,7 @@ class EventStore:
         self._accept = client.register_script(_ACCEPT)
         self._set_status = client.register_script(_SET_STATUS)
         self._claim_due = client.register_script(_CLAIM_DUE)
+        self._begin = client.register_script(_BEGIN)
         self._reserve = client.register_script(_RESERVE)
         self._release = client.register_script(_RELEASE)
 
@@ -331,6 +362,32 @@ class EventStore:
             attempts=int(attempts or 0),
             unfinished_starts=int(unfinished or 0),
         )
+
+    def begin(
+        self, event_id: str, *, now: float, max_starts: int
+    ) -> tuple[StoredEvent, dict[str, dict[str, Any]], bool] | None:
+        """Load an event for processing and, if it may run, mark it `processing` (one round trip).
+
+        Returns (the event as it was, its actions' states, whether it was started), or None if unknown.
+        """
+        res = self._begin(
+            args=[self.p, event_id, repr(now), repr(now + self.settings.outbox_lease_s), max_starts]
+        )
+        if not res:
+            return None
+        status, source, received_at, event_type, attempts, unfinished, raw, acts, started = res
+        ev = StoredEvent(
+            id=event_id,
+            status=status.decode(),
+            raw=raw,
+            source=source.decode(),
+            received_at=float(received_at or 0),
+            event_type=event_type.decode(),
+            attempts=int(attempts),
+            unfinished_starts=int(unfinished),
+        )
+        actions = {acts[i].decode(): json.loads(acts[i + 1]) for i in range(0, len(acts), 2)}
+        return ev, actions, bool(started)
 
     def set_status(
         self,

@@ -33,6 +33,8 @@ log = logging.getLogger("workers.pipeline")
 MAX_EVENT_STARTS = 10
 _HISTORY = 50
 
+ActionStates = dict[str, dict[str, Any]]  # action name -> its state, as stored
+
 
 @dataclass
 class Runtime:
@@ -71,15 +73,16 @@ def parse(raw: bytes) -> ParsedEvent:
 
 def process_event(event_id: str, rt: Runtime) -> str:
     """Process one stored event; return its status afterwards."""
-    ev = rt.store.load(event_id)
-    if ev is None:
+    now = rt.clock()
+    loaded = rt.store.begin(event_id, now=now, max_starts=MAX_EVENT_STARTS)
+    if loaded is None:
         log.warning("event not found (expired or never stored)", extra={"event_id": event_id})
         return "missing"
+    ev, states, started = loaded
     if ev.status in TERMINAL:
         return ev.status  # a redelivered message for work already finished
-    now = rt.clock()
     # Only starts that never finished count: a run that ends by scheduling an action's retry is fine.
-    if ev.unfinished_starts >= MAX_EVENT_STARTS:
+    if not started:
         rt.store.set_status(
             event_id,
             "dead",
@@ -97,24 +100,16 @@ def process_event(event_id: str, rt: Runtime) -> str:
         )
         log.error("event dead: too many starts", extra={"event_id": event_id, "starts": ev.unfinished_starts})
         return "dead"
-    rt.store.set_status(
-        event_id,
-        "processing",
-        outbox=now + rt.settings.outbox_lease_s,
-        now=now,
-        attempts=ev.attempts + 1,
-        unfinished_starts=ev.unfinished_starts + 1,
-    )
     try:
         parsed = parse(ev.raw)
     except DesignerPayloadError as exc:
         if ev.source:
-            return run_designer(ev, exc, rt)
+            return run_designer(ev, exc, rt, states)
         # Project-settings webhooks cannot be reshaped: on the main URL this is a defect.
         return _invalid(ev, exc, rt)
     except InvalidPayloadError as exc:
         return _invalid(ev, exc, rt)
-    return run_actions(ev, parsed, rt)
+    return run_actions(ev, parsed, rt, states)
 
 
 def _invalid(ev: StoredEvent, exc: InvalidPayloadError, rt: Runtime) -> str:
@@ -130,7 +125,7 @@ def _invalid(ev: StoredEvent, exc: InvalidPayloadError, rt: Runtime) -> str:
     return "invalid"
 
 
-def run_designer(ev: StoredEvent, exc: DesignerPayloadError, rt: Runtime) -> str:
+def run_designer(ev: StoredEvent, exc: DesignerPayloadError, rt: Runtime, states: ActionStates) -> str:
     """A Payload-designer body from a distribution endpoint: forwarded where configured, else ignored."""
     names = dispatch.designer_actions_for(ev.source, rt.settings)
     if not names:
@@ -144,7 +139,7 @@ def run_designer(ev: StoredEvent, exc: DesignerPayloadError, rt: Runtime) -> str
         )
         log.info("event ignored", extra={"event_id": ev.id, "source": ev.source, "reason": exc.reason})
         return "ignored"
-    return _run(ev, None, _designer_type(ev.raw), names, rt)
+    return _run(ev, None, _designer_type(ev.raw), names, rt, states)
 
 
 def _designer_type(raw: bytes) -> str:
@@ -155,7 +150,7 @@ def _designer_type(raw: bytes) -> str:
         return ""
 
 
-def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime) -> str:
+def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime, states: ActionStates) -> str:
     """Route a validated event and run its due actions."""
     event_type = parsed.event_type
     names = dispatch.actions_for(event_type, rt.settings)
@@ -166,15 +161,19 @@ def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime) -> str:
         )
         log.info("event ignored", extra={"event_id": ev.id, "event_type": event_type, "reason": reason})
         return "ignored"
-    return _run(ev, parsed, event_type, names, rt)
+    return _run(ev, parsed, event_type, names, rt, states)
 
 
 def _run(
-    ev: StoredEvent, parsed: ParsedEvent | None, event_type: str, names: tuple[str, ...], rt: Runtime
+    ev: StoredEvent,
+    parsed: ParsedEvent | None,
+    event_type: str,
+    names: tuple[str, ...],
+    rt: Runtime,
+    states: ActionStates,
 ) -> str:
     """Run the due ones of `names` and set the event's status from theirs."""
     ctx_log = {"event_id": ev.id, "event_type": event_type}
-    states = rt.store.actions(ev.id)
     for name in names:
         state = states.get(name) or {"status": "pending", "attempts": 0, "history": []}
         if state["status"] in ("succeeded", "skipped", "dead"):
