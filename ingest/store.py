@@ -457,6 +457,13 @@ class EventStore:
         )
         return [i.decode() for i in ids]
 
+    def statuses(self, event_ids: Sequence[str]) -> list[str | None]:
+        """The status of each event (None for an unknown one), in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for event_id in event_ids:
+            pipe.hget(self.key("ev", event_id), "status")
+        return [s.decode() if s else None for s in pipe.execute()] if event_ids else []
+
     def outbox_size(self) -> int:
         return int(self.r.zcard(f"{self.p}:outbox"))
 

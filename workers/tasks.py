@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from ingest.metrics import queue_lengths
 from ingest.queue import PROCESS_EVENT, RECONCILE, REPLAY_QUEUE
 from workers import pipeline, reconciler
 from workers.runtime import runtime_for
@@ -34,7 +35,9 @@ def process_event(self: Task, event_id: str) -> str:
 def reconcile(self: Task) -> int:
     rt = runtime_for(self.app.settings)
     handed = reconciler.reconcile(
-        rt.store, lambda event_id: self.app.send_task(PROCESS_EVENT, args=[event_id], queue=REPLAY_QUEUE)
+        rt.store,
+        lambda event_id: self.app.send_task(PROCESS_EVENT, args=[event_id], queue=REPLAY_QUEUE),
+        backlog=lambda: sum((queue_lengths(self.app) or {}).values()),
     )
     # Retention: every run also drops a bounded slice of the index entries of expired events.
     rt.store.prune_expired()
