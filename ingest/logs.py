@@ -98,7 +98,8 @@ class JsonFormatter(logging.Formatter):
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):
-            masked = mask_email(value) or value
+            # Check first: most strings hold no address, and the regex is not free.
+            masked = mask_email(value) or value if "@" in value else value
             return self._secrets.sub(_REDACTED, masked) if self._secrets else masked
         if isinstance(value, Mapping):
             return {str(k): self._clean(v) for k, v in value.items()}

@@ -93,46 +93,34 @@ def celery_message(task: str, args: list[Any], queue: str) -> bytes:
     event: one round trip instead of two, atomic with the store write, and without `send_task`'s overhead,
     which costs more than the rest of the intake. Same layout as kombu writes (kombu.transport.redis
     `Channel._put`; Celery's `amqp.as_task_v2`); the anonymous exchange with routing key = queue name is
-    what Celery itself uses, and what kombu restores an unacked message to.
+    what Celery itself uses, and what kombu restores an unacked message to. Rendered from a template: this
+    runs once per webhook.
     """
-    task_id = str(uuid.uuid4())
-    body = json.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
-    message = {
-        "body": base64.b64encode(body.encode()).decode(),
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": {
-            "lang": "py",
-            "task": task,
-            "id": task_id,
-            "shadow": None,
-            "eta": None,
-            "expires": None,
-            "group": None,
-            "group_index": None,
-            "retries": 0,
-            "timelimit": [None, None],
-            "root_id": task_id,
-            "parent_id": None,
-            "argsrepr": repr(args),
-            "kwargsrepr": "{}",
-            "origin": f"gen{os.getpid()}@{_HOST}",
-            "ignore_result": True,
-            "replaced_task_nesting": 0,
-            "stamped_headers": None,
-            "stamps": {},
-        },
-        "properties": {
-            "correlation_id": task_id,
-            "reply_to": "",
-            "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": queue},
-            "priority": 0,
-            "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
-        },
-    }
-    return json.dumps(message).encode()
+    task_id, tag = str(uuid.uuid4()), str(uuid.uuid4())
+    args_json = json.dumps(args)
+    body = base64.b64encode(f"[{args_json}, {{}}, {_EMBED}]".encode()).decode()
+    return _TEMPLATE.format(
+        body=body,
+        task=json.dumps(task),
+        id=task_id,
+        argsrepr=json.dumps(repr(args)),
+        origin=json.dumps(f"gen{os.getpid()}@{_HOST}"),
+        queue=json.dumps(queue),
+        tag=tag,
+    ).encode()
+
+
+_EMBED = '{"callbacks": null, "errbacks": null, "chain": null, "chord": null}'
+_TEMPLATE = (
+    '{{"body": "{body}", "content-encoding": "utf-8", "content-type": "application/json", '
+    '"headers": {{"lang": "py", "task": {task}, "id": "{id}", "shadow": null, "eta": null, "expires": null, '
+    '"group": null, "group_index": null, "retries": 0, "timelimit": [null, null], "root_id": "{id}", '
+    '"parent_id": null, "argsrepr": {argsrepr}, "kwargsrepr": "{{}}", "origin": {origin}, '
+    '"ignore_result": true, "replaced_task_nesting": 0, "stamped_headers": null, "stamps": {{}}}}, '
+    '"properties": {{"correlation_id": "{id}", "reply_to": "", "delivery_mode": 2, '
+    '"delivery_info": {{"exchange": "", "routing_key": {queue}}}, "priority": 0, "body_encoding": "base64", '
+    '"delivery_tag": "{tag}"}}}}'
+)
 
 
 _HOST = socket.gethostname()
