@@ -6,7 +6,7 @@ import logging
 import smtplib
 import ssl
 import threading
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -19,13 +19,13 @@ log = logging.getLogger("workers.mail")
 class Mailer(Protocol):
     """Something that delivers an email or raises TransientError / PermanentError."""
 
-    def send(self, message: EmailMessage) -> None: ...
+    def send(self, message: Message) -> None: ...
 
 
 class LogMailer:
     """Used without SMTP_URL: the email is logged (recipient masked), not sent."""
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         log.info(
             "email not sent: SMTP_URL is unset",
             extra={
@@ -53,7 +53,7 @@ class SmtpMailer:
         self._conn: smtplib.SMTP | None = None
         self._lock = threading.Lock()
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         with self._lock:
             try:
                 self._send(message)
@@ -62,7 +62,7 @@ class SmtpMailer:
                 self.close()
                 self._send(message)
 
-    def _send(self, message: EmailMessage) -> None:
+    def _send(self, message: Message) -> None:
         try:
             conn = self._connect()
             refused = conn.send_message(message)

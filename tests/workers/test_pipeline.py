@@ -34,7 +34,7 @@ class TestProcessEvent:
         assert pipeline.process_event(event_id, runtime) == "processed"
         (msg,) = mailer.sent
         assert "alex@example.com" in msg["To"]
-        assert "ZERO-8" in msg.get_content()
+        assert "ZERO-8" in msg.get_payload(decode=True).decode()
         assert "Free product zero items-test" in msg["Subject"]
         assert msg["Message-ID"] == "<pub_1@example.com>"
         doc = store.document(event_id)
@@ -348,3 +348,30 @@ class TestDistributionEndpoints:
         assert ctx.raw == raw
         other = deliver(store, json.dumps({"other": 1}).encode(), source="elsewhere")
         assert pipeline.process_event(other, runtime) == "ignored"
+
+
+class TestEmail:
+    def test_non_ascii_names_and_campaigns_are_encoded(self, runtime, store, mailer):
+        """A customer called Zoë in campaign Été gets a readable UTF-8 email with encoded headers."""
+        from email import message_from_bytes
+        from email.header import decode_header, make_header
+
+        doc = publication(email="zoe@example.com")
+        doc["data"]["customer"]["name"] = "Zoë Ünal"
+        doc["data"]["campaign"]["name"] = "Été 2026"
+        pipeline.process_event(deliver(store, doc), runtime)
+        (msg,) = mailer.sent
+        parsed = message_from_bytes(msg.as_bytes())
+        assert str(make_header(decode_header(parsed["Subject"]))) == "Your voucher code from Été 2026"
+        assert "Zoë Ünal" in str(make_header(decode_header(parsed["To"])))
+        assert "Hello Zoë Ünal," in parsed.get_payload(decode=True).decode()
+
+    def test_line_breaks_in_payload_text_cannot_inject_headers(self, runtime, store, mailer):
+        """Regression guard: a campaign name with a line break must not become a header of its own."""
+        from email import message_from_bytes
+
+        doc = publication()
+        doc["data"]["campaign"]["name"] = "Sale\r\nBcc: victim@example.com"
+        pipeline.process_event(deliver(store, doc), runtime)
+        (msg,) = mailer.sent
+        assert message_from_bytes(msg.as_bytes())["Bcc"] is None

@@ -6,7 +6,10 @@ times, and through however many event types, the publication arrives.
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate
 
 from workers.actions import ActionContext, ActionResult
@@ -60,21 +63,37 @@ class NotifyCustomer:
 
     def compose(
         self, to: str, name: str | None, codes: list[str], campaign: str | None, pub_id: str
-    ) -> EmailMessage:
-        """The email: plain text, with a Message-ID derived from the publication (stable across retries)."""
+    ) -> Message:
+        """The email: plain text, with a Message-ID derived from the publication (stable across retries).
+
+        Built with the classic (compat32) email classes: the default policy's header registry made composing
+        one email cost more than validating and storing its event.
+        """
         if "\n" in to or "\r" in to:
             raise PermanentError("customer email contains a line break", reason="bad_recipient")
-        msg = EmailMessage()
+        name = _one_line(name)
+        what = f" from {_one_line(campaign)}" if campaign else ""
+        greeting = f"Hello {name}," if name else "Hello,"
+        lines = [greeting, "", f"Here {'are your codes' if len(codes) > 1 else 'is your code'}{what}:", ""]
+        lines += [f"    {_one_line(c)}" for c in codes]
+        lines += ["", "Enjoy!"]
+        body = "\n".join(lines) + "\n"
+        msg = MIMEText(body, "plain", "us-ascii" if body.isascii() else _UTF8_QP)
         msg["From"] = self.sender
-        msg["To"] = formataddr((name or "", to))
-        what = f" from {campaign}" if campaign else ""
-        msg["Subject"] = f"Your voucher code{'s' if len(codes) > 1 else ''}{what}"
+        msg["To"] = formataddr((name, to), charset="utf-8")
+        subject = f"Your voucher code{'s' if len(codes) > 1 else ''}{what}"
+        msg["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
         msg["Date"] = formatdate(usegmt=True)
         domain = self.sender.rpartition("@")[2] or "localhost"
         msg["Message-ID"] = f"<{pub_id}@{domain}>"
-        greeting = f"Hello {name}," if name else "Hello,"
-        lines = [greeting, "", f"Here {'are your codes' if len(codes) > 1 else 'is your code'}{what}:", ""]
-        lines += [f"    {c}" for c in codes]
-        lines += ["", "Enjoy!"]
-        msg.set_content("\n".join(lines) + "\n")
         return msg
+
+
+def _one_line(value: str | None) -> str:
+    """Text from the payload goes into headers: no line breaks (header injection), no runs of spaces."""
+    return " ".join((value or "").split())
+
+
+# Quoted-printable keeps a non-ASCII body readable (base64, the utf-8 default, does not).
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
