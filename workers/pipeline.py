@@ -16,7 +16,7 @@ import secrets
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ingest.logs import log_context
@@ -45,7 +45,6 @@ class Runtime:
     actions: Mapping[str, Action]
     clock: Callable[[], float] = time.time
     rng: Callable[[], float] = random.random
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def parse(raw: bytes) -> ParsedEvent:
