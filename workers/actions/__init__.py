@@ -6,8 +6,11 @@ PermanentError; the pipeline records the outcome and decides about retries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
+
+from workers.errors import TransientError
 
 if TYPE_CHECKING:
     from ingest.store import EventStore
@@ -40,3 +43,35 @@ class Action(Protocol):
     """Runs one downstream side effect for one event."""
 
     def __call__(self, ctx: ActionContext) -> ActionResult: ...
+
+
+def once(
+    ctx: ActionContext,
+    key: str,
+    effect: Callable[[], None],
+    *,
+    what: str,
+    hold_s: float,
+    remember_s: int,
+) -> bool:
+    """Run `effect` at most once per business `key`: False when it already happened.
+
+    The key is reserved for this attempt while the effect runs (`hold_s`: how long a crashed holder blocks
+    others), released if it fails so a retry can take it, and marked done for `remember_s` after it worked.
+    Another attempt holding the key is a TransientError that retries when that reservation lapses.
+    """
+    verdict = ctx.store.reserve(key, ctx.attempt_id, int(hold_s))
+    if verdict == "done":
+        return False
+    if verdict == "busy":
+        # If the other holder died, nothing sooner than its reservation's end helps.
+        raise TransientError(
+            f"{what} is in progress in another worker", reason="busy", retry_after=ctx.store.reserved_for(key)
+        )
+    try:
+        effect()
+    except Exception:
+        ctx.store.release(key, ctx.attempt_id)
+        raise
+    ctx.store.complete(key, ctx.attempt_id, remember_s, patience=hold_s * 0.8)
+    return True

@@ -17,7 +17,7 @@ import time
 import urllib3
 
 from ingest.settings import ForwardDestination
-from workers.actions import ActionContext, ActionResult
+from workers.actions import ActionContext, ActionResult, once
 from workers.errors import PermanentError, TransientError
 
 SIGNATURE_HEADER = "X-Voucherify-Ingest-Signature"
@@ -63,23 +63,16 @@ class Forwarder:
 
     def __call__(self, ctx: ActionContext) -> ActionResult:
         event_id = _idempotency_key(ctx)
-        key = f"forward:{self.dest.name}:{event_id}"
-        verdict = ctx.store.reserve(key, ctx.attempt_id, RESERVATION_S)
-        if verdict == "done":
+        done = once(
+            ctx,
+            f"forward:{self.dest.name}:{event_id}",
+            lambda: self._post(ctx),
+            what=f"forwarding event {event_id} to {self.dest.name}",
+            hold_s=RESERVATION_S,
+            remember_s=90 * 86400,
+        )
+        if not done:
             return ActionResult("skipped", f"event {event_id} already forwarded to {self.dest.name}")
-        if verdict == "busy":
-            # Try again when the other holder's reservation lapses (if it died, nothing sooner helps).
-            raise TransientError(
-                f"event {event_id} is being forwarded by another worker",
-                reason="busy",
-                retry_after=ctx.store.reserved_for(key),
-            )
-        try:
-            self._post(ctx)
-        except Exception:
-            ctx.store.release(key, ctx.attempt_id)
-            raise
-        ctx.store.complete(key, ctx.attempt_id, 90 * 86400, patience=RESERVATION_S / 2)
         return ActionResult("succeeded", f"forwarded to {self.dest.name}")
 
     def _post(self, ctx: ActionContext) -> None:

@@ -12,8 +12,8 @@ from email.message import Message
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate
 
-from workers.actions import ActionContext, ActionResult
-from workers.errors import PermanentError, TransientError
+from workers.actions import ActionContext, ActionResult, once
+from workers.errors import PermanentError
 from workers.mail import Mailer
 
 
@@ -39,26 +39,18 @@ class NotifyCustomer:
         if not codes:
             return ActionResult("skipped", "the event carries no voucher code")
         pub_id = getattr(publication, "id", None) or f"event:{ctx.event_id}"
-        key = f"notify:{pub_id}"
-
-        verdict = ctx.store.reserve(key, ctx.attempt_id, self.reservation_ttl)
-        if verdict == "done":
-            return ActionResult("skipped", f"already emailed for publication {pub_id}")
-        if verdict == "busy":
-            # Try again when the other holder's reservation lapses (if it died, nothing sooner helps).
-            raise TransientError(
-                f"publication {pub_id} is being emailed by another worker",
-                reason="busy",
-                retry_after=ctx.store.reserved_for(key),
-            )
         campaign = getattr(getattr(data, "campaign", None), "name", None)
         message = self.compose(email, getattr(customer, "name", None), codes, campaign, pub_id)
-        try:
-            self.mailer.send(message)
-        except Exception:
-            ctx.store.release(key, ctx.attempt_id)
-            raise
-        ctx.store.complete(key, ctx.attempt_id, self.remember_s, patience=self.reservation_ttl * 0.8)
+        done = once(
+            ctx,
+            f"notify:{pub_id}",
+            lambda: self.mailer.send(message),
+            what=f"emailing publication {pub_id}",
+            hold_s=self.reservation_ttl,
+            remember_s=self.remember_s,
+        )
+        if not done:
+            return ActionResult("skipped", f"already emailed for publication {pub_id}")
         return ActionResult("succeeded", f"emailed {len(codes)} code(s) for publication {pub_id}")
 
     def compose(
