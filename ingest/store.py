@@ -424,9 +424,6 @@ class EventStore:
         old = self._set_status(args=[self.p, event_id, status, repr(now), box, ttl, *flat])
         return old.decode() if old else None
 
-    def incr_attempts(self, event_id: str) -> int:
-        return int(self.r.hincrby(self.key("ev", event_id), "attempts", 1))
-
     def actions(self, event_id: str) -> dict[str, dict[str, Any]]:
         """Each action's state, by action name."""
         raw = self.r.hgetall(self.key("act", event_id))
@@ -444,10 +441,6 @@ class EventStore:
         pipe.hset(self.key("act", event_id), name, value)
         pipe.hincrby(f"{self.p}:metrics", f"action|{outcome}|{name}", 1)
         pipe.execute()
-
-    def schedule(self, event_id: str, due: float) -> None:
-        """Ask for the event to be handed to a worker again at `due` (epoch seconds)."""
-        self.r.zadd(f"{self.p}:outbox", {event_id: due})
 
     def claim_due(self, now: float | None = None, *, limit: int = 500) -> list[str]:
         """Outbox entries due now, each pushed a lease forward so nobody else claims it meanwhile."""
