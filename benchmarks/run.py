@@ -239,7 +239,7 @@ class Bench:
             raise RuntimeError("the pipeline did not drain")
         return (last[1] - first[1]) / (last[0] - first[0])
 
-    def pipeline(self, smtp_url: str) -> dict[str, Any]:
+    def pipeline(self, smtp_url: str, only: tuple[str, ...] = ()) -> dict[str, Any]:
         n = self.size.pipeline_events
         store = EventStore(self.redis, self.settings)
         updated = _maker("voucher.updated")
@@ -274,6 +274,8 @@ class Bench:
             "updated_2": (lambda: self.prefill(n, updated), processed, workers("workers", 2)),
             "published_2": (lambda: self.prefill(n, published), processed, workers("workers", 2, smtp)),
         }
+        if only:
+            scenarios = {k: v for k, v in scenarios.items() if k in only}
         for _ in range(self.size.runs):
             for name, (fill, done, start) in scenarios.items():
                 self.redis.flushdb()
