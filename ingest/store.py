@@ -212,6 +212,20 @@ class StoredEvent:
     unfinished_starts: int = 0  # starts since a run last finished: each one a worker lost mid-event
 
 
+@dataclass(frozen=True)
+class Done:
+    """A side effect that happened: business key `key` is marked done by `holder` for `ttl` seconds.
+
+    Recording it is worth waiting for (`patience` seconds, while the holder's reservation still keeps others
+    off the key): if it were lost, the reservation would lapse and a retry would repeat the side effect.
+    """
+
+    key: str
+    holder: str
+    ttl: int
+    patience: float = 0.0
+
+
 @dataclass
 class WorkerCounters:
     """Worker-side counters read back from {p}:metrics."""
@@ -396,11 +410,15 @@ class EventStore:
         *,
         outbox: float | bool | None = None,
         now: float | None = None,
+        actions: Mapping[str, Mapping[str, Any]] | None = None,
+        done: Sequence[Done] = (),
         **fields: str | int | float,
     ) -> str | None:
         """Move an event to `status`, updating fields; outbox=False removes it, a number (re)schedules it.
 
         Terminal statuses start the retention clock; others keep the event forever. Returns the old status.
+        `actions` (name -> state, each attempt counted under its status) and `done` are written in the same
+        atomic round trip: how a worker settles an event and its last action's outcome at once.
         """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -421,7 +439,17 @@ class EventStore:
         else:
             ttl = ""
         flat = [str(x) for kv in fields.items() for x in kv]
-        old = self._set_status(args=[self.p, event_id, status, repr(now), box, ttl, *flat])
+        args = [self.p, event_id, status, repr(now), box, ttl, *flat]
+        if not actions and not done:
+            old = self._set_status(args=args)
+        else:
+
+            def stage(pipe: redis.client.Pipeline) -> None:
+                for name, state in (actions or {}).items():
+                    self._stage_action(pipe, event_id, name, state, state.get("status"))
+                self._set_status(args=args, client=pipe)
+
+            old = self._commit(stage, done)[-1]
         return old.decode() if old else None
 
     def actions(self, event_id: str) -> dict[str, dict[str, Any]]:
@@ -430,17 +458,52 @@ class EventStore:
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
     def put_action(
-        self, event_id: str, name: str, state: Mapping[str, Any], *, outcome: str | None = None
+        self,
+        event_id: str,
+        name: str,
+        state: Mapping[str, Any],
+        *,
+        outcome: str | None = None,
+        done: Sequence[Done] = (),
     ) -> None:
-        """Save an action's state; with `outcome`, also count the attempt in {p}:metrics, same round trip."""
-        value = json.dumps(state, separators=(",", ":"))
-        if outcome is None:
-            self.r.hset(self.key("act", event_id), name, value)
+        """Save an action's state; with `outcome`, also count the attempt in {p}:metrics, and record the
+        side effects in `done`: one atomic round trip."""
+        if outcome is None and not done:
+            self.r.hset(self.key("act", event_id), name, json.dumps(state, separators=(",", ":")))
             return
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.key("act", event_id), name, value)
-        pipe.hincrby(f"{self.p}:metrics", f"action|{outcome}|{name}", 1)
-        pipe.execute()
+        self._commit(lambda pipe: self._stage_action(pipe, event_id, name, state, outcome), done)
+
+    def _stage_action(
+        self,
+        pipe: redis.client.Pipeline,
+        event_id: str,
+        name: str,
+        state: Mapping[str, Any],
+        outcome: str | None,
+    ) -> None:
+        pipe.hset(self.key("act", event_id), name, json.dumps(state, separators=(",", ":")))
+        if outcome is not None:
+            pipe.hincrby(f"{self.p}:metrics", f"action|{outcome}|{name}", 1)
+
+    def _commit(self, stage: Callable[[redis.client.Pipeline], None], done: Sequence[Done]) -> list[Any]:
+        """Run `stage`'s commands after marking `done` (MULTI/EXEC: all or nothing); results in order.
+
+        With side effects to record, a store that does not answer is retried for up to their patience.
+        Retrying is safe: every write here is idempotent except an attempt's metrics count, which a reply
+        lost after the write took effect can count twice.
+        """
+        deadline = time.monotonic() + max((d.patience for d in done), default=0.0)
+        while True:
+            pipe = self.r.pipeline(transaction=True)
+            for d in done:
+                pipe.set(self.key("once", d.key), f"done:{d.holder}", ex=d.ttl)
+            stage(pipe)
+            try:
+                return pipe.execute()
+            except StoreUnavailableError:
+                if time.monotonic() + COMPLETE_RETRY_INTERVAL_S > deadline:
+                    raise
+                time.sleep(COMPLETE_RETRY_INTERVAL_S)
 
     def claim_due(self, now: float | None = None, *, limit: int = 500) -> list[str]:
         """Outbox entries due now, each pushed a lease forward so nobody else claims it meanwhile."""
@@ -475,15 +538,7 @@ class EventStore:
         The side effect did happen: if the store does not answer, keep trying for up to `patience`
         seconds (while our reservation still keeps others off it) rather than let a retry repeat it.
         """
-        deadline = time.monotonic() + patience
-        while True:
-            try:
-                self.r.set(self.key("once", key), f"done:{holder}", ex=ttl)
-                return
-            except StoreUnavailableError:
-                if time.monotonic() + COMPLETE_RETRY_INTERVAL_S > deadline:
-                    raise
-                time.sleep(COMPLETE_RETRY_INTERVAL_S)
+        self._commit(lambda pipe: None, [Done(key, holder, ttl, patience)])
 
     def release(self, key: str, holder: str) -> None:
         """Give up a reservation we hold, so a retry can take it."""

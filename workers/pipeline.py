@@ -21,7 +21,7 @@ from typing import Any
 
 from ingest.logs import log_context
 from ingest.settings import Settings
-from ingest.store import TERMINAL, EventStore, StoredEvent
+from ingest.store import TERMINAL, Done, EventStore, StoredEvent
 from schemas import ParsedEvent, ValidationError, parse_event
 from workers import dispatch
 from workers.actions import Action, ActionContext
@@ -173,26 +173,39 @@ def _run(
 ) -> str:
     """Run the due ones of `names` and set the event's status from theirs."""
     ctx_log = {"event_id": ev.id, "event_type": event_type}
+    # An attempt's outcome (its state, its metrics count, the side effects it recorded) is written with the
+    # next write: the event's status after the last action, so a one-action event settles in one round
+    # trip. With several actions, it is written before the next one runs: a crash there must not lose it.
+    unwritten: dict[str, dict[str, Any]] = {}
+    effects: list[Done] = []
     for name in names:
         state = states.get(name) or {"status": "pending", "attempts": 0, "history": []}
         if state["status"] in ("succeeded", "skipped", "dead"):
             continue
         if (state.get("next_attempt_at") or 0) > rt.clock():
             continue
+        for written, written_state in unwritten.items():
+            rt.store.put_action(ev.id, written, written_state, outcome=written_state["status"], done=effects)
+        unwritten, effects = {}, []
         action = rt.actions.get(name)
         if action is None:
             state = _record(state, rt, "dead", f"no action named {name} is configured", "unconfigured")
         else:
-            state = run_action(ev, parsed, event_type, name, action, state, rt)
-        # The attempt's outcome is counted (metrics) in the same round trip that records its state.
-        rt.store.put_action(ev.id, name, state, outcome=state["status"])
-        states[name] = state
+            state = run_action(ev, parsed, event_type, name, action, state, rt, effects)
+        unwritten[name] = states[name] = state
 
     status, due = _event_status([states[n] for n in names if n in states])
     outbox: float | bool = False if status != "failed" else (due or rt.clock()) + 0.001
     reason = next((s.get("reason") for s in states.values() if s["status"] in ("dead", "failed")), "")
     rt.store.set_status(
-        ev.id, status, outbox=outbox, event_type=event_type, reason=reason or "", unfinished_starts=0
+        ev.id,
+        status,
+        outbox=outbox,
+        actions=unwritten,
+        done=effects,
+        event_type=event_type,
+        reason=reason or "",
+        unfinished_starts=0,
     )
     log.info(
         "event %s",
@@ -214,8 +227,13 @@ def run_action(
     action: Action,
     state: dict[str, Any],
     rt: Runtime,
+    effects: list[Done] | None = None,
 ) -> dict[str, Any]:
-    """One attempt of one action; returns its new state."""
+    """One attempt of one action; returns its new state.
+
+    The side effects it records go to `effects`, for the caller to write with that state; without a list,
+    they are written as they happen.
+    """
     now = rt.clock()
     state = {**state, "first_attempt_at": state.get("first_attempt_at") or now}
     ctx = ActionContext(
@@ -225,6 +243,7 @@ def run_action(
         raw=ev.raw,
         store=rt.store,
         event_type=event_type,
+        effects=effects,
     )
     extra = {"event_id": ev.id, "event_type": event_type, "action": name}
     started = time.perf_counter()

@@ -81,15 +81,24 @@ class TestProcessEvent:
         """Regression: if the store did not answer when the worker recorded `done` right after the SMTP
         server accepted the email (a Redis restart, a failover), the attempt failed, the reservation lapsed
         and the retry emailed the customer again. Recording an email that was sent is now worth waiting
-        for, within the reservation."""
-        real_set, failures = store.r.set, [redis.ConnectionError("Connection refused")] * 2
+        for, within the reservation. (It is written with the event's final status, in one round trip.)"""
+        real_pipeline, failures = store.r.pipeline, [redis.ConnectionError("Connection refused")] * 2
 
-        def flaky_set(name, *args, **kwargs):
-            if name.startswith(store.key("once", "")) and failures:
-                raise failures.pop()
-            return real_set(name, *args, **kwargs)
+        def flaky_pipeline(*args, **kwargs):
+            pipe = real_pipeline(*args, **kwargs)
+            real_execute = pipe.execute
 
-        monkeypatch.setattr(store.r, "set", flaky_set)
+            def execute(*a, **kw):
+                records = [c for c, _ in pipe.command_stack if str(c[1]).startswith(store.key("once", ""))]
+                if records and failures:
+                    pipe.reset()
+                    raise failures.pop()
+                return real_execute(*a, **kw)
+
+            pipe.execute = execute
+            return pipe
+
+        monkeypatch.setattr(store.r, "pipeline", flaky_pipeline)
         monkeypatch.setattr("ingest.store.COMPLETE_RETRY_INTERVAL_S", 0.01)
         event_id = deliver(store, publication(pub_id="pub_blip"))
         assert pipeline.process_event(event_id, runtime) == "processed"
@@ -287,6 +296,68 @@ class TestFanOut:
         clock.now += 3600
         assert pipeline.process_event(event_id, runtime) == "dead"
         assert dead.calls == 1
+
+    def test_an_action_is_recorded_before_the_next_one_runs(self, runtime, store, monkeypatch):
+        """With several actions, each outcome (state and the email's `done` mark) is in the store before
+        the next action starts: a worker dying in the second must not make a retry email twice."""
+        seen = {}
+
+        def second(ctx):
+            seen["first"] = store.document(ctx.event_id)["actions"].get(dispatch.NOTIFY_CUSTOMER)
+            seen["email"] = store.reserve("notify:pub_1", "another-attempt", 30)
+            return OK
+
+        monkeypatch.setitem(dispatch.ROUTES, "publication.succeeded", (dispatch.NOTIFY_CUSTOMER, "second"))
+        runtime.actions = {**runtime.actions, "second": second}
+        event_id = deliver(store, publication())
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        assert seen["first"]["status"] == "succeeded"
+        assert seen["email"] == "done"
+
+
+class TestRoundTrips:
+    """The store round trips an event costs a worker: begin, the side-effect reservations, one settle."""
+
+    @pytest.fixture
+    def trips(self, store, monkeypatch):
+        calls = []
+        real_command, real_pipeline = store.r.execute_command, store.r.pipeline
+
+        def command(*args, **kwargs):
+            calls.append(args[0])
+            return real_command(*args, **kwargs)
+
+        def pipeline_(*args, **kwargs):
+            pipe = real_pipeline(*args, **kwargs)
+            real_execute = pipe.execute
+
+            def execute(*a, **kw):
+                calls.append("MULTI:" + " ".join(str(c[0]) for c, _ in pipe.command_stack))
+                return real_execute(*a, **kw)
+
+            pipe.execute = execute
+            return pipe
+
+        monkeypatch.setattr(store.r, "execute_command", command)
+        monkeypatch.setattr(store.r, "pipeline", pipeline_)
+        return calls
+
+    def test_an_event_with_no_action_makes_two(self, runtime, store, trips):
+        event_id = deliver(store, examples.example_envelope("voucher.updated"))
+        trips.clear()
+        assert pipeline.process_event(event_id, runtime) == "ignored"
+        assert trips == ["EVALSHA", "EVALSHA"]  # begin, settle
+
+    def test_an_email_makes_three(self, runtime, store, mailer, trips):
+        """The email's `done` mark, the action's state and count and the event's status: one MULTI."""
+        event_id = deliver(store, publication())
+        trips.clear()
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        assert len(mailer.sent) == 1
+        assert trips == ["EVALSHA", "EVALSHA", "MULTI:SET HSET HINCRBY EVALSHA"]  # begin, reserve, settle
+        assert store.reserve("notify:pub_1", "another-attempt", 30) == "done"
+        assert store.document(event_id)["actions"][dispatch.NOTIFY_CUSTOMER]["status"] == "succeeded"
+        assert store.worker_counters().actions[("succeeded", dispatch.NOTIFY_CUSTOMER)] == 1
 
 
 class TestBackoff:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from ingest.store import Done
 from workers.errors import TransientError
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ class ActionContext:
     raw: bytes
     store: EventStore
     event_type: str = ""  # the parsed event's type unless given (a designer body's may be "")
+    # Where `once` leaves the side effects that happened, for the pipeline to record in the same round trip
+    # as the action's state; None records each one at once.
+    effects: list[Done] | None = None
 
     def __post_init__(self) -> None:
         if not self.event_type and self.parsed is not None:
@@ -73,5 +77,9 @@ def once(
     except Exception:
         ctx.store.release(key, ctx.attempt_id)
         raise
-    ctx.store.complete(key, ctx.attempt_id, remember_s, patience=hold_s * 0.8)
+    done = Done(key, ctx.attempt_id, remember_s, patience=hold_s * 0.8)
+    if ctx.effects is None:
+        ctx.store.complete(done.key, done.holder, done.ttl, patience=done.patience)
+    else:
+        ctx.effects.append(done)
     return True
