@@ -211,6 +211,33 @@ class TestWithoutPipelining:
 
 
 class TestPipelining:
+    def test_mail_rcpt_and_data_go_in_one_write(self, pipelining_server: Server):
+        """Each email is 2 writes (commands, then body) over one reused connection, not 4."""
+        mailer = SmtpMailer(pipelining_server.url, timeout=5)
+        try:
+            for n in range(3):
+                mailer.send(compose(pub=f"pub_{n}"))
+        finally:
+            mailer.close()
+
+        (conn,) = pipelining_server.connections()
+        ehlo, *mails, quit_ = conn.reads
+        assert ehlo.startswith(b"ehlo ")
+        assert quit_ == b"quit\r\n"
+        assert len(mails) == 6
+        for commands, body in zip(mails[::2], mails[1::2], strict=True):
+            assert commands.startswith(b"MAIL FROM:<shop@example.com> size=")
+            assert commands.endswith(b"\r\nRCPT TO:<zoe@example.com>\r\nDATA\r\n")
+            assert body.startswith(b"Content-Type: text/plain")
+            assert body.endswith(b"\r\n.\r\n")
+        bodies = [b.removesuffix(b".\r\n") for b in mails[1::2]]
+        assert [e.content for e in pipelining_server.received] == bodies
+        assert [m["Message-ID"] for m in map(message_from_bytes, mails[1::2])] == [
+            "<pub_0@example.com>",
+            "<pub_1@example.com>",
+            "<pub_2@example.com>",
+        ]
+
     def test_server_receives_what_send_message_sends(self):
         """Envelope and bytes are the same pipelined or not: dots unstuffed, Bcc in the envelope only."""
         seen = []
@@ -261,6 +288,23 @@ class TestRefusals:
         mailer.send(compose())
         assert len(server.received) == 1
         assert len(server.connections()) == 2
+
+    def test_data_accepted_after_every_recipient_refused_gets_an_empty_message(
+        self, pipelining_server: Server
+    ):
+        """A server that answers the pipelined DATA with 354 anyway is sent "." alone (RFC 2920 3.1)."""
+        pipelining_server.refuse["RCPT"] = 550
+        pipelining_server.accept_data = True
+        mailer = SmtpMailer(pipelining_server.url, timeout=5)
+        try:
+            with pytest.raises(PermanentError) as exc_info:
+                mailer.send(compose())
+        finally:
+            mailer.close()
+        assert exc_info.value.reason == "smtp_recipient_refused"
+        assert pipelining_server.data_ends == [b""]
+        (conn,) = pipelining_server.connections()
+        assert conn.reads[2:] == [b".\r\n", b"rset\r\n", b"quit\r\n"]
 
 
 class TestReconnect:
