@@ -6,6 +6,7 @@ import logging
 import smtplib
 import ssl
 import threading
+from collections.abc import Sequence
 from email.message import Message
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -40,6 +41,7 @@ class SmtpMailer:
     """SMTP over one connection per worker process, reopened when the server drops it.
 
     `smtp://[user:pass@]host:port` uses STARTTLS when the server offers it; `smtps://` is TLS from the start.
+    A server that offers PIPELINING gets each email in 2 round trips instead of 4 (_PipeliningSMTP).
     """
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
@@ -93,11 +95,11 @@ class SmtpMailer:
         if self._conn is not None:
             return self._conn
         if self.tls:
-            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+            conn: smtplib.SMTP = _PipeliningSMTPSSL(
                 self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
             )
         else:
-            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            conn = _PipeliningSMTP(self.host, self.port, timeout=self.timeout)
             conn.ehlo()
             if conn.has_extn("starttls"):
                 conn.starttls(context=ssl.create_default_context())
@@ -114,3 +116,86 @@ class SmtpMailer:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
+
+
+class _PipeliningSMTP(smtplib.SMTP):
+    """smtplib.SMTP that sends MAIL, every RCPT and DATA in one write when the server offers PIPELINING.
+
+    Only the transaction (sendmail) is replaced: send_message still flattens the Message (Bcc and Resent-
+    headers, SMTPUTF8), and the refusals raised are sendmail's own, so SmtpMailer classifies both paths alike.
+    https://www.rfc-editor.org/rfc/rfc2920
+    """
+
+    def sendmail(
+        self,
+        from_addr: str,
+        to_addrs: str | Sequence[str],
+        msg: str | bytes,
+        mail_options: Sequence[str] = (),
+        rcpt_options: Sequence[str] = (),
+    ) -> dict[str, tuple[int, bytes]]:
+        self.ehlo_or_helo_if_needed()
+        if not self.has_extn("pipelining"):
+            return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
+        if isinstance(msg, str):
+            msg = smtplib._fix_eols(msg).encode("ascii")
+        to_addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+        options = [f"size={len(msg)}"] if self.has_extn("size") else []
+        options += mail_options
+        if any(o.lower() == "smtputf8" for o in options):
+            self.command_encoding = "utf-8"  # as SMTP.mail(): send_message asks only if the server offers it
+        rcpt = "".join(f" {o}" for o in rcpt_options)
+        commands = [f"MAIL FROM:{smtplib.quoteaddr(from_addr)}{''.join(f' {o}' for o in options)}"]
+        commands += [f"RCPT TO:{smtplib.quoteaddr(a)}{rcpt}" for a in to_addrs]
+        commands.append("DATA")
+        if any("\r" in c or "\n" in c for c in commands):
+            raise ValueError("SMTP command contains a line break")  # what SMTP.putcmd refuses
+        self.send("".join(f"{c}\r\n" for c in commands))
+
+        # Every reply is read, in order, before deciding. 421 means the server is closing: none follow it.
+        mail = self.getreply()
+        if mail[0] == 421:
+            self.close()
+            raise smtplib.SMTPSenderRefused(*mail, from_addr)
+        refused = {}
+        for addr in to_addrs:
+            code, resp = self.getreply()
+            if code not in (250, 251):
+                refused[addr] = (code, resp)
+            if code == 421:
+                self.close()
+                raise smtplib.SMTPRecipientsRefused(refused)
+        code, resp = self.getreply()
+        if code == 421:
+            self.close()
+            raise smtplib.SMTPDataError(code, resp)
+        if mail[0] != 250 or len(refused) == len(to_addrs):
+            if code == 354:
+                # DATA accepted with no transaction to carry it: end it with an empty message (RFC 2920 3.1).
+                self.send(b".\r\n")
+                self.getreply()
+            self._rset()
+            if mail[0] != 250:
+                raise smtplib.SMTPSenderRefused(*mail, from_addr)
+            raise smtplib.SMTPRecipientsRefused(refused)
+        if code != 354:
+            self._rset()
+            raise smtplib.SMTPDataError(code, resp)
+
+        # The body exactly as SMTP.data sends it: dot-stuffed, ended by CRLF "." CRLF.
+        body = smtplib._quote_periods(msg)
+        if body[-2:] != b"\r\n":
+            body += b"\r\n"
+        self.send(body + b".\r\n")
+        code, resp = self.getreply()
+        if code != 250:
+            if code == 421:
+                self.close()
+            else:
+                self._rset()
+            raise smtplib.SMTPDataError(code, resp)
+        return refused
+
+
+class _PipeliningSMTPSSL(_PipeliningSMTP, smtplib.SMTP_SSL):
+    """The same over TLS from the start (smtps://)."""
