@@ -1,7 +1,8 @@
-"""BaseSchema's inline field loop gives exactly what marshmallow's own loop gives: results and errors.
+"""BaseSchema's shortcuts give exactly what marshmallow's own code gives: results and errors.
 
-Each body is loaded twice, once as shipped and once with BaseSchema._deserialize swapped for marshmallow's
-(Schema._deserialize), and the outcomes are compared: the same loaded event, or the same error messages.
+Each body is loaded twice, once as shipped and once with BaseSchema's field loop and hook dispatch swapped
+for marshmallow's (Schema._deserialize, Schema._invoke_load_processors), and the outcomes are compared: the
+same loaded event, or the same error messages.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def both(body: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[tuple[str, Any], t
     fast = outcome(body)
     with monkeypatch.context() as m:
         m.setattr(BaseSchema, "_deserialize", Schema._deserialize)
+        m.setattr(BaseSchema, "_invoke_load_processors", Schema._invoke_load_processors)
         reference = outcome(body)
     return fast, reference
 
