@@ -4,7 +4,8 @@
     python -m benchmarks.run --tiny     # seconds; what CI runs so the benchmark keeps working
 
 Everything runs on localhost: an embedded Valkey (AOF on, as in production), the intake and the ceiling app
-under the identical gunicorn configuration, real Celery workers, an aiosmtpd SMTP server. Each number is the
+under the identical gunicorn configuration, real Celery workers, a lean SMTP server in its own process
+(benchmarks/smtp_sink.py; the tests' aiosmtpd server is measured once more for comparison). Each number is the
 median of several runs. Targets are checked and printed; speed is never asserted in the test suite.
 """
 
@@ -15,6 +16,7 @@ import json
 import os
 import platform
 import signal
+import smtplib
 import socket
 import statistics
 import subprocess
@@ -239,7 +241,24 @@ class Bench:
             raise RuntimeError("the pipeline did not drain")
         return (last[1] - first[1]) / (last[0] - first[0])
 
-    def pipeline(self, smtp_url: str, only: tuple[str, ...] = ()) -> dict[str, Any]:
+    def smtp_sink(self) -> tuple[subprocess.Popen[bytes], str]:
+        """The lean SMTP server (benchmarks/smtp_sink.py) in its own process; returns it and its URL."""
+        p = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.smtp_sink", "--port", "0"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.procs.append(p)
+        assert p.stdout is not None
+        line = p.stdout.readline().decode()  # "listening on HOST:PORT"
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"the SMTP sink did not start: {line!r}")
+        return p, f"smtp://{line.split()[-1]}"
+
+    def pipeline(self, smtp_url: str, aiosmtpd_url: str, only: tuple[str, ...] = ()) -> dict[str, Any]:
         n = self.size.pipeline_events
         store = EventStore(self.redis, self.settings)
         updated = _maker("voucher.updated")
@@ -260,6 +279,7 @@ class Bench:
 
         out: dict[str, list[float]] = {}
         smtp = {"SMTP_URL": smtp_url, "NOTIFY_FROM": "bench@example.com"}
+        aiosmtpd = {"SMTP_URL": aiosmtpd_url, "NOTIFY_FROM": "bench@example.com"}
 
         def workers(app: str, k: int, env: dict[str, str] | None = None) -> Callable[[], list[Any]]:
             # k worker processes = k `celery worker` instances of one pool process each: how the service
@@ -273,15 +293,25 @@ class Bench:
             "updated_1": (lambda: self.prefill(n, updated), processed, workers("workers", 1)),
             "updated_2": (lambda: self.prefill(n, updated), processed, workers("workers", 2)),
             "published_2": (lambda: self.prefill(n, published), processed, workers("workers", 2, smtp)),
+            "published_2_aiosmtpd": (
+                lambda: self.prefill(n, published),
+                processed,
+                workers("workers", 2, aiosmtpd),
+            ),
         }
         if only:
             scenarios = {k: v for k, v in scenarios.items() if k in only}
+        before = _smtp_count(smtp_url)
         for _ in range(self.size.runs):
             for name, (fill, done, start) in scenarios.items():
                 self.redis.flushdb()
                 fill()
                 out.setdefault(name, []).append(self.drain(n, done, start))
         self.redis.flushdb()
+        # Processed means emailed: the server must have taken one message per event, no more, no fewer.
+        expected = n * self.size.runs if "published_2" in scenarios else 0
+        if (sent := _smtp_count(smtp_url) - before) != expected:
+            raise RuntimeError(f"the SMTP server got {sent} messages for {expected} emailed events")
         return out
 
     def latency(self, pipeline_rate: float) -> dict[str, Any]:
@@ -347,6 +377,16 @@ def _maker(event_type: str, *, email: bool = False) -> Callable[[int], bytes]:
         return text.replace("@@ID@@", f"ev_{run}_{i}").replace("@@PUB@@", f"pub_{run}_{i}").encode()
 
     return make
+
+
+def _smtp_count(url: str) -> int:
+    """Messages the lean SMTP sink has accepted so far (its XCOUNT command)."""
+    host, _, port = url.removeprefix("smtp://").rpartition(":")
+    with smtplib.SMTP(host, int(port), timeout=10) as conn:
+        code, reply = conn.docmd("XCOUNT")
+    if code != 250:
+        raise RuntimeError(f"XCOUNT: {code} {reply!r}")
+    return int(reply.split()[0])
 
 
 def _child_rss_kib(parent: int) -> int:
@@ -423,6 +463,8 @@ def report(
         f"| Celery no-op, 1 / 2 processes | {noop1:.0f} / {noop2:.0f} tasks/s |",
         f"| pipeline (a) voucher.updated, 1 / 2 processes | {upd1:.0f} / {upd2:.0f} events/s |",
         f"| pipeline (b) publication.succeeded + SMTP, 2 processes | {pub2:.0f} events/s |",
+        f"| the same with the tests' aiosmtpd server in the benchmark's process | "
+        f"{_med(pipe['published_2_aiosmtpd']):.0f} events/s |",
         f"| end-to-end 202 → processed at {lat['rate']} ev/s | p50 {lat['p50_ms']} ms, "
         f"p99 {lat['p99_ms']} ms ({lat['count']} events) |",
         f"| worker RSS after {a:,} / {b:,} events | {mem[a] / 1024:.1f} / {mem[b] / 1024:.1f} MiB |",
@@ -444,9 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     size = TINY if args.tiny else FULL
     out = args.out or (None if args.tiny else ROOT / "docs" / "benchmarks.md")
 
-    from tests.support import SmtpSink  # a real SMTP server on localhost
+    from tests.support import SmtpSink  # the tests' SMTP server (aiosmtpd), measured for comparison
 
-    smtp = SmtpSink().start()
+    aiosmtpd = SmtpSink().start()
     started = time.time()
     # Stopped from outside (Ctrl-C, timeout): still stop every process we started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -456,14 +498,15 @@ def main(argv: list[str] | None = None) -> int:
             _say("intake vs ceiling app ...")
             intake = bench.intake()
             _say("pipeline vs Celery no-op ...")
-            pipe = bench.pipeline(smtp.url)
+            _, smtp_url = bench.smtp_sink()
+            pipe = bench.pipeline(smtp_url, aiosmtpd.url)
             _say("end-to-end latency ...")
             lat = bench.latency(_med(pipe["updated_2"]))
             _say("worker memory ...")
-            mem = bench.memory(smtp.url)
+            mem = bench.memory(smtp_url)
         finally:
             bench.close()
-            smtp.stop()
+            aiosmtpd.stop()
     table, ok = report(intake, pipe, lat, mem, size)
     versions = _versions()
     text = (
