@@ -81,7 +81,10 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 
 
 # Move an event to a status: document fields, status index, type index, outbox, and an expiry for
 # terminal states. ARGV: prefix, id, status, now, outbox ("" keep, "-" remove, else a due time),
-# ttl ("" none, else seconds), then field/value pairs. Returns the previous status, or false if unknown.
+# ttl ("" none, else seconds), then how many actions (A) and side effects (D) come next, then A triples
+# (action, state JSON, outcome to count or ""), then D triples (business key, done value, seconds to keep),
+# then field/value pairs. Returns the previous status, or false if unknown. Actions and side effects are
+# recorded first, so a worker settles an event and its last action's outcome in one atomic round trip.
 # Reaching a terminal status is also counted in {p}:metrics here, in the same atomic step, so the counters
 # cost no extra round trip and add up across every worker: settled|<status>|<type>, and on an event's first
 # settlement only (a replay of a week-old event says nothing about latency) latency|<le> and latency_sum.
@@ -96,13 +99,25 @@ local p, id, new = ARGV[1], ARGV[2], ARGV[3]
 local ev = p .. ':ev:' .. id
 local old = redis.call('HGET', ev, 'status')
 if not old then return false end
+local n = 9
+for _ = 1, tonumber(ARGV[7]) do
+  redis.call('HSET', p .. ':act:' .. id, ARGV[n], ARGV[n + 1])
+  if ARGV[n + 2] ~= '' then
+    redis.call('HINCRBY', p .. ':metrics', 'action|' .. ARGV[n + 2] .. '|' .. ARGV[n], 1)
+  end
+  n = n + 3
+end
+for _ = 1, tonumber(ARGV[8]) do
+  redis.call('SET', p .. ':once:' .. ARGV[n], ARGV[n + 1], 'EX', ARGV[n + 2])
+  n = n + 3
+end
 local score = redis.call('HGET', ev, 'received_at')
 if old ~= new then
   redis.call('ZREM', p .. ':st:' .. old, id)
   redis.call('ZADD', p .. ':st:' .. new, score, id)
 end
 redis.call('HSET', ev, 'status', new, 'updated_at', ARGV[4])
-for i = 7, #ARGV, 2 do
+for i = n, #ARGV, 2 do
   redis.call('HSET', ev, ARGV[i], ARGV[i + 1])
   if ARGV[i] == 'event_type' and ARGV[i + 1] ~= '' then
     redis.call('ZADD', p .. ':ty:' .. ARGV[i + 1], score, id)
@@ -438,18 +453,14 @@ class EventStore:
             ttl = str(keep)
         else:
             ttl = ""
-        flat = [str(x) for kv in fields.items() for x in kv]
-        args = [self.p, event_id, status, repr(now), box, ttl, *flat]
-        if not actions and not done:
-            old = self._set_status(args=args)
-        else:
-
-            def stage(pipe: redis.client.Pipeline) -> None:
-                for name, state in (actions or {}).items():
-                    self._stage_action(pipe, event_id, name, state, state.get("status"))
-                self._set_status(args=args, client=pipe)
-
-            old = self._commit(stage, done)[-1]
+        actions = actions or {}
+        args: list[str | int] = [self.p, event_id, status, repr(now), box, ttl, len(actions), len(done)]
+        for name, state in actions.items():
+            args += [name, json.dumps(state, separators=(",", ":")), state.get("status") or ""]
+        for d in done:
+            args += [d.key, f"done:{d.holder}", d.ttl]
+        args += [str(x) for kv in fields.items() for x in kv]
+        old = self._patiently(lambda: self._set_status(args=args), done)
         return old.decode() if old else None
 
     def actions(self, event_id: str) -> dict[str, dict[str, Any]]:
@@ -486,20 +497,27 @@ class EventStore:
             pipe.hincrby(f"{self.p}:metrics", f"action|{outcome}|{name}", 1)
 
     def _commit(self, stage: Callable[[redis.client.Pipeline], None], done: Sequence[Done]) -> list[Any]:
-        """Run `stage`'s commands after marking `done` (MULTI/EXEC: all or nothing); results in order.
+        """Run `stage`'s commands after marking `done` (MULTI/EXEC: all or nothing); results in order."""
 
-        With side effects to record, a store that does not answer is retried for up to their patience.
-        Retrying is safe: every write here is idempotent except an attempt's metrics count, which a reply
-        lost after the write took effect can count twice.
-        """
-        deadline = time.monotonic() + max((d.patience for d in done), default=0.0)
-        while True:
+        def write() -> list[Any]:
             pipe = self.r.pipeline(transaction=True)
             for d in done:
                 pipe.set(self.key("once", d.key), f"done:{d.holder}", ex=d.ttl)
             stage(pipe)
+            return pipe.execute()
+
+        return self._patiently(write, done)
+
+    def _patiently(self, write: Callable[[], Any], done: Sequence[Done]) -> Any:
+        """`write()`; with side effects to record, retried for up to their patience if the store is away.
+
+        Retrying is safe: every write that records side effects is idempotent except an attempt's metrics
+        count, which a reply lost after the write took effect can count twice.
+        """
+        deadline = time.monotonic() + max((d.patience for d in done), default=0.0)
+        while True:
             try:
-                return pipe.execute()
+                return write()
             except StoreUnavailableError:
                 if time.monotonic() + COMPLETE_RETRY_INTERVAL_S > deadline:
                     raise

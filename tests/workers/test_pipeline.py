@@ -82,23 +82,14 @@ class TestProcessEvent:
         server accepted the email (a Redis restart, a failover), the attempt failed, the reservation lapsed
         and the retry emailed the customer again. Recording an email that was sent is now worth waiting
         for, within the reservation. (It is written with the event's final status, in one round trip.)"""
-        real_pipeline, failures = store.r.pipeline, [redis.ConnectionError("Connection refused")] * 2
+        real_evalsha, failures = store.r.evalsha, [redis.ConnectionError("Connection refused")] * 2
 
-        def flaky_pipeline(*args, **kwargs):
-            pipe = real_pipeline(*args, **kwargs)
-            real_execute = pipe.execute
+        def flaky_evalsha(*args):
+            if any(str(a).startswith("done:") for a in args) and failures:
+                raise failures.pop()
+            return real_evalsha(*args)
 
-            def execute(*a, **kw):
-                records = [c for c, _ in pipe.command_stack if str(c[1]).startswith(store.key("once", ""))]
-                if records and failures:
-                    pipe.reset()
-                    raise failures.pop()
-                return real_execute(*a, **kw)
-
-            pipe.execute = execute
-            return pipe
-
-        monkeypatch.setattr(store.r, "pipeline", flaky_pipeline)
+        monkeypatch.setattr(store.r, "evalsha", flaky_evalsha)
         monkeypatch.setattr("ingest.store.COMPLETE_RETRY_INTERVAL_S", 0.01)
         event_id = deliver(store, publication(pub_id="pub_blip"))
         assert pipeline.process_event(event_id, runtime) == "processed"
@@ -349,12 +340,12 @@ class TestRoundTrips:
         assert trips == ["EVALSHA", "EVALSHA"]  # begin, settle
 
     def test_an_email_makes_three(self, runtime, store, mailer, trips):
-        """The email's `done` mark, the action's state and count and the event's status: one MULTI."""
+        """The email's `done` mark, the action's state and count and the event's status: one script."""
         event_id = deliver(store, publication())
         trips.clear()
         assert pipeline.process_event(event_id, runtime) == "processed"
         assert len(mailer.sent) == 1
-        assert trips == ["EVALSHA", "EVALSHA", "MULTI:SET HSET HINCRBY EVALSHA"]  # begin, reserve, settle
+        assert trips == ["EVALSHA", "EVALSHA", "EVALSHA"]  # begin, reserve, settle
         assert store.reserve("notify:pub_1", "another-attempt", 30) == "done"
         assert store.document(event_id)["actions"][dispatch.NOTIFY_CUSTOMER]["status"] == "succeeded"
         assert store.worker_counters().actions[("succeeded", dispatch.NOTIFY_CUSTOMER)] == 1
