@@ -437,3 +437,21 @@ class TestEmail:
         pipeline.process_event(deliver(store, doc), runtime)
         (msg,) = mailer.sent
         assert message_from_bytes(msg.as_bytes())["Bcc"] is None
+
+    def test_internationalised_domain_is_sent_in_its_ascii_form(self, runtime, store, mailer):
+        """Regression: zoe@exämple.com failed composing (UnicodeEncodeError), as "unexpected", on every
+        retry. The domain goes out IDNA-encoded."""
+        event_id = deliver(store, publication(email="zoe@exämple.com"))
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        (msg,) = mailer.sent
+        assert "<zoe@xn--exmple-cua.com>" in msg["To"]
+
+    def test_non_ascii_local_part_is_a_bad_recipient_not_a_retry(self, runtime, store, mailer):
+        """Regression: zoë@example.com failed the same way on every retry; it cannot go out without
+        SMTPUTF8, so the action is dead at once with a reason that says so."""
+        event_id = deliver(store, publication(email="zoë@example.com"))
+        assert pipeline.process_event(event_id, runtime) == "dead"
+        action = store.document(event_id)["actions"]["notify_customer"]
+        assert (action["reason"], action["attempts"]) == ("bad_recipient", 1)
+        assert "SMTPUTF8" in action["last_error"]
+        assert mailer.sent == []

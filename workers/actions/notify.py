@@ -62,8 +62,7 @@ class NotifyCustomer:
         Built with the classic (compat32) email classes: the default policy's header registry made composing
         one email cost more than validating and storing its event.
         """
-        if "\n" in to or "\r" in to:
-            raise PermanentError("customer email contains a line break", reason="bad_recipient")
+        to = _ascii_address(to)
         name = _one_line(name)
         what = f" from {_one_line(campaign)}" if campaign else ""
         greeting = f"Hello {name}," if name else "Hello,"
@@ -104,6 +103,27 @@ class ShortHeaders(Compat32):
 
 
 POLICY = ShortHeaders()
+
+
+def _ascii_address(address: str) -> str:
+    """The recipient as plain SMTP can carry it: an internationalised domain in its IDNA (xn--) form.
+
+    A non-ASCII local part (zoë@...) needs the server's SMTPUTF8 extension and the message in UTF-8
+    headers; that is refused as a bad recipient instead of failing the same way on every retry.
+    """
+    if "\n" in address or "\r" in address:
+        raise PermanentError("customer email contains a line break", reason="bad_recipient")
+    if address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not local.isascii() or not at:
+        raise PermanentError(
+            "customer email has a non-ASCII local part, which needs SMTPUTF8", reason="bad_recipient"
+        )
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError as exc:
+        raise PermanentError("customer email has an invalid domain", reason="bad_recipient") from exc
 
 
 def _one_line(value: str | None) -> str:
