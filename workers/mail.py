@@ -8,7 +8,7 @@ import ssl
 import threading
 from collections.abc import Sequence
 from email.message import Message
-from typing import Protocol
+from typing import NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
 
 from ingest.logs import mask_email
@@ -57,32 +57,33 @@ class SmtpMailer:
 
     def send(self, message: Message) -> None:
         with self._lock:
+            reused = self._conn is not None
             try:
-                self._send(message)
-            except smtplib.SMTPServerDisconnected:
-                # A reused connection the server closed while idle: one fresh try.
+                self._send(message, reused=reused)
+            except _ClosedError:
+                # The server closed a connection (a reused one while it sat idle, most likely): one fresh try.
                 self.close()
-                self._send(message)
+                try:
+                    self._send(message, reused=False)
+                except _ClosedError as exc:
+                    self.close()
+                    raise TransientError(
+                        f"SMTP server closed the connection: {exc}", reason="smtp_unreachable"
+                    ) from exc
 
-    def _send(self, message: Message) -> None:
+    def _send(self, message: Message, *, reused: bool) -> None:
         try:
             conn = self._connect()
             refused = conn.send_message(message)
-        except smtplib.SMTPServerDisconnected:
-            raise
-        except smtplib.SMTPRecipientsRefused as exc:
-            self.close()
-            codes = [code for code, _ in exc.recipients.values()]
-            if all(c >= 500 for c in codes):
-                raise PermanentError(
-                    f"recipient refused ({codes[0]})", reason="smtp_recipient_refused"
-                ) from exc
-            raise TransientError(f"recipient deferred ({codes[0]})", reason="smtp_deferred") from exc
+        except smtplib.SMTPServerDisconnected as exc:
+            raise _ClosedError(str(exc)) from exc
         except smtplib.SMTPResponseException as exc:
-            self.close()
-            if exc.smtp_code >= 500:
-                raise PermanentError(f"SMTP {exc.smtp_code}", reason="smtp_rejected") from exc
-            raise TransientError(f"SMTP {exc.smtp_code}", reason="smtp_unavailable") from exc
+            if exc.smtp_code == 421 and reused:
+                # "421 timeout, closing": what Postfix says to a connection idle past its limit.
+                raise _ClosedError(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+            self._refused(exc)
+        except smtplib.SMTPRecipientsRefused as exc:
+            self._refused(exc)
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
             raise TransientError(
@@ -90,6 +91,21 @@ class SmtpMailer:
             ) from exc
         if refused:
             raise PermanentError("recipient refused", reason="smtp_recipient_refused")
+
+    def _refused(self, exc: smtplib.SMTPException) -> NoReturn:
+        """An SMTP refusal as our error: 5xx will never work (permanent), 4xx may later (transient)."""
+        self.close()
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            codes = [code for code, _ in exc.recipients.values()]
+            if all(c >= 500 for c in codes):
+                raise PermanentError(
+                    f"recipient refused ({codes[0]})", reason="smtp_recipient_refused"
+                ) from exc
+            raise TransientError(f"recipient deferred ({codes[0]})", reason="smtp_deferred") from exc
+        assert isinstance(exc, smtplib.SMTPResponseException)
+        if exc.smtp_code >= 500:
+            raise PermanentError(f"SMTP {exc.smtp_code}", reason="smtp_rejected") from exc
+        raise TransientError(f"SMTP {exc.smtp_code}", reason="smtp_unavailable") from exc
 
     def _connect(self) -> smtplib.SMTP:
         if self._conn is not None:
@@ -116,6 +132,10 @@ class SmtpMailer:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
+
+
+class _ClosedError(Exception):
+    """The server closed the connection (or said it would: 421); a fresh connection may do."""
 
 
 class _PipeliningSMTP(smtplib.SMTP):

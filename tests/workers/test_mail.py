@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import smtplib
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email import message_from_bytes
@@ -48,6 +50,7 @@ class Server:
     def __init__(self, *, pipelining: bool) -> None:
         self.pipelining = pipelining
         self.refuse: dict[str, int] = {}
+        self.refuse_once = False  # forget a refusal once it has been given
         self.accept_data = False
         self.received: list[Any] = []  # accepted envelopes
         self.data_ends: list[bytes] = []  # every message that ended with "." (accepted or not)
@@ -77,7 +80,7 @@ class Server:
         wait_for(lambda: all(s.transport is None for s in open_), timeout=5, what="connections to close")
 
     def _refusal(self, server: SMTP, step: str) -> str:
-        code = self.refuse[step]
+        code = self.refuse.pop(step) if self.refuse_once else self.refuse[step]
         reply = f"{code} {step} refused by test"
         if (
             code == 421
@@ -316,6 +319,41 @@ class TestReconnect:
         sent = [message_from_bytes(e.content)["Message-ID"] for e in server.received]
         assert sent == ["<pub_1@example.com>", "<pub_2@example.com>"]
         assert len(server.connections()) == 2
+
+    def test_reused_connection_answered_421_is_replaced(self, server: Server, mailer: SmtpMailer):
+        """Regression: an MTA closing an idle connection says "421 timeout" first (Postfix does). That was
+        a TransientError and the email waited for a retry; it is a closed connection: one fresh try."""
+        mailer.send(compose(pub="pub_1"))
+        server.refuse["MAIL"] = 421
+        server.refuse_once = True
+        mailer.send(compose(pub="pub_2"))
+        assert [message_from_bytes(e.content)["Message-ID"] for e in server.received] == [
+            "<pub_1@example.com>",
+            "<pub_2@example.com>",
+        ]
+        assert len(server.connections()) == 2
+
+    def test_server_that_closes_every_connection_is_transient(self):
+        """Regression: when the fresh try was disconnected too, smtplib's own exception escaped, and the
+        pipeline recorded an "unexpected" error. It is TransientError(smtp_unreachable)."""
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            port = listener.getsockname()[1]
+
+            def close_each() -> None:
+                for _ in range(2):
+                    conn, _ = listener.accept()
+                    conn.close()
+
+            closer = threading.Thread(target=close_each, daemon=True)
+            closer.start()
+            mailer = SmtpMailer(f"smtp://127.0.0.1:{port}", timeout=5)
+            with pytest.raises(TransientError) as exc_info:
+                mailer.send(compose())
+            closer.join(timeout=5)
+        assert exc_info.value.reason == "smtp_unreachable"
+        assert not closer.is_alive()  # both tries connected: the first, and the fresh one
 
     def test_unreachable_server_is_transient(self):
         """Nothing listening: TransientError(smtp_unreachable), worth retrying."""
