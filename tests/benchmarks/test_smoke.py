@@ -33,3 +33,15 @@ def test_tiny_benchmark_runs_end_to_end(tmp_path):
         "worker RSS",
     ):
         assert row in table
+
+
+def test_a_rewrite_keeps_the_commentary_below_the_table(tmp_path):
+    """docs/benchmarks.md: the run rewrites the header and tables, and keeps the `## ` sections after them."""
+    from benchmarks.run import _commentary
+
+    doc = tmp_path / "benchmarks.md"
+    assert _commentary(doc) == ""  # no file yet
+    doc.write_text("# Benchmarks\n\n| old | table |\n\n## How to read it\n\nBy hand.\n\n## More\n\nAlso.\n")
+    assert _commentary(doc) == "\n## How to read it\n\nBy hand.\n\n## More\n\nAlso.\n"
+    doc.write_text("# Benchmarks\n\n| a table only |\n")
+    assert _commentary(doc) == ""
