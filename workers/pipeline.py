@@ -184,8 +184,8 @@ def _run(
             continue
         if (state.get("next_attempt_at") or 0) > rt.clock():
             continue
-        for written, written_state in unwritten.items():
-            rt.store.put_action(ev.id, written, written_state, outcome=written_state["status"], done=effects)
+        for previous, done_state in unwritten.items():  # at most one: the action run before this one
+            rt.store.put_action(ev.id, previous, done_state, outcome=done_state["status"], done=effects)
         unwritten, effects = {}, []
         action = rt.actions.get(name)
         if action is None:
