@@ -469,44 +469,17 @@ class EventStore:
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
     def put_action(
-        self,
-        event_id: str,
-        name: str,
-        state: Mapping[str, Any],
-        *,
-        outcome: str | None = None,
-        done: Sequence[Done] = (),
+        self, event_id: str, name: str, state: Mapping[str, Any], *, outcome: str | None = None
     ) -> None:
-        """Save an action's state; with `outcome`, also count the attempt in {p}:metrics, and record the
-        side effects in `done`: one atomic round trip."""
-        if outcome is None and not done:
-            self.r.hset(self.key("act", event_id), name, json.dumps(state, separators=(",", ":")))
+        """Save an action's state; with `outcome`, also count the attempt in {p}:metrics, same round trip."""
+        value = json.dumps(state, separators=(",", ":"))
+        if outcome is None:
+            self.r.hset(self.key("act", event_id), name, value)
             return
-        self._commit(lambda pipe: self._stage_action(pipe, event_id, name, state, outcome), done)
-
-    def _stage_action(
-        self,
-        pipe: redis.client.Pipeline,
-        event_id: str,
-        name: str,
-        state: Mapping[str, Any],
-        outcome: str | None,
-    ) -> None:
-        pipe.hset(self.key("act", event_id), name, json.dumps(state, separators=(",", ":")))
-        if outcome is not None:
-            pipe.hincrby(f"{self.p}:metrics", f"action|{outcome}|{name}", 1)
-
-    def _commit(self, stage: Callable[[redis.client.Pipeline], None], done: Sequence[Done]) -> list[Any]:
-        """Run `stage`'s commands after marking `done` (MULTI/EXEC: all or nothing); results in order."""
-
-        def write() -> list[Any]:
-            pipe = self.r.pipeline(transaction=True)
-            for d in done:
-                pipe.set(self.key("once", d.key), f"done:{d.holder}", ex=d.ttl)
-            stage(pipe)
-            return pipe.execute()
-
-        return self._patiently(write, done)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.key("act", event_id), name, value)
+        pipe.hincrby(f"{self.p}:metrics", f"action|{outcome}|{name}", 1)
+        pipe.execute()
 
     def _patiently(self, write: Callable[[], Any], done: Sequence[Done]) -> Any:
         """`write()`; with side effects to record, retried for up to their patience if the store is away.
@@ -556,7 +529,8 @@ class EventStore:
         The side effect did happen: if the store does not answer, keep trying for up to `patience`
         seconds (while our reservation still keeps others off it) rather than let a retry repeat it.
         """
-        self._commit(lambda pipe: None, [Done(key, holder, ttl, patience)])
+        done = Done(key, holder, ttl, patience)
+        self._patiently(lambda: self.r.set(self.key("once", key), f"done:{holder}", ex=ttl), [done])
 
     def release(self, key: str, holder: str) -> None:
         """Give up a reservation we hold, so a retry can take it."""

@@ -174,8 +174,8 @@ def _run(
     """Run the due ones of `names` and set the event's status from theirs."""
     ctx_log = {"event_id": ev.id, "event_type": event_type}
     # An attempt's outcome (its state, its metrics count, the side effects it recorded) is written with the
-    # next write: the event's status after the last action, so a one-action event settles in one round
-    # trip. With several actions, it is written before the next one runs: a crash there must not lose it.
+    # event's status: after the last action, so a one-action event settles in one round trip; and, with
+    # several actions, before the next one runs (still `processing`): a crash there must not lose it.
     unwritten: dict[str, dict[str, Any]] = {}
     effects: list[Done] = []
     for name in names:
@@ -184,9 +184,9 @@ def _run(
             continue
         if (state.get("next_attempt_at") or 0) > rt.clock():
             continue
-        for previous, done_state in unwritten.items():  # at most one: the action run before this one
-            rt.store.put_action(ev.id, previous, done_state, outcome=done_state["status"], done=effects)
-        unwritten, effects = {}, []
+        if unwritten:
+            rt.store.set_status(ev.id, "processing", actions=unwritten, done=effects)
+            unwritten, effects = {}, []
         action = rt.actions.get(name)
         if action is None:
             state = _record(state, rt, "dead", f"no action named {name} is configured", "unconfigured")
