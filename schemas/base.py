@@ -163,7 +163,7 @@ class BaseSchema(Schema):
 
 
 def _load_plan(schema: Schema) -> tuple[_Step, ...]:
-    """(attribute, key in the data, field, whether the inline path applies) for each loadable field."""
+    """How to load each loadable field: one _Step each, in declaration order."""
     plan = []
     for name, field in schema.load_fields.items():
         attr = field.attribute or name
