@@ -6,9 +6,9 @@ runs several worker processes, each writes its counters to mmap'd files in PROME
 no Redis round trip (it stays at one), and it counts what Redis never sees: 401s, 413s, and the 503s
 answered because Redis is down. `ingest.gunicorn_conf` empties the directory when gunicorn starts.
 
-Worker series live in Redis (`{p}:metrics`, kept by the store's status script and `put_action` in the same
-round trips that record the state), so every worker process on every machine adds to one set of counters;
-the backlog gauges are read from the store and the broker at scrape time. They describe the whole
+Worker series live in Redis (`{p}:metrics`, kept by the store's status script in the same round trip that
+records an event's and its actions' state), so every worker process on every machine adds to one set of
+counters; the backlog gauges are read from the store and the broker at scrape time. They describe the whole
 deployment: every intake instance reports the same values, so aggregate them with `max`, never `sum`.
 Every series and the alerts worth setting: docs/metrics.md.
 """
