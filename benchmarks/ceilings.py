@@ -14,7 +14,7 @@ import uuid
 import redis
 from flask import Flask, jsonify, request
 
-from ingest.settings import Settings
+from core.settings import Settings
 
 
 def create_ceiling_app() -> Flask:

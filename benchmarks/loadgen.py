@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
-from ingest import examples
+from core import examples
 
 
 def _template(event_type: str) -> tuple[bytes, bytes]:

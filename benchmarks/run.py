@@ -30,27 +30,15 @@ from typing import Any
 
 import redis
 
-from ingest import embedded, examples
+from cli import commands, embedded
+from core import examples
+from core.queue import TaskQueue
+from core.settings import Settings
+from core.store import EventStore
 from ingest.dedup import dedup_key
-from ingest.queue import TaskQueue
-from ingest.settings import Settings
-from ingest.store import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret"
-# The Procfile's gunicorn settings (config file included), for the intake and the ceiling app alike.
-GUNICORN = [
-    "--config",
-    "python:ingest.gunicorn_conf",
-    "--workers",
-    "2",
-    "--threads",
-    "4",
-    "--worker-class",
-    "gthread",
-    "--log-level",
-    "warning",
-]
 
 
 @dataclass(frozen=True)
@@ -124,7 +112,9 @@ class Bench:
 
     def gunicorn(self, app: str) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
-        p = self.spawn([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN, app])
+        # The Procfile's command line (config file included), for the intake and the ceiling app alike.
+        argv = commands.web(host="127.0.0.1", port=port, app=app)
+        p = self.spawn([*argv[:-1], "--log-level", "warning", argv[-1]])
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

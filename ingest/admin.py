@@ -7,10 +7,10 @@ from datetime import datetime
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from ingest.app import services
-from ingest.queue import REPLAY_QUEUE
-from ingest.replay import ReplayFilter, replay_many, replay_one
-from ingest.store import STATUSES
+from core.queue import REPLAY_QUEUE
+from core.replay import ReplayFilter, replay_many, replay_one
+from core.store import STATUSES
+from ingest.services import services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

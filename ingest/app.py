@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from flask import Flask, current_app, jsonify
+from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ingest.logs import configure_logging, secrets_of
-from ingest.queue import TaskQueue
-from ingest.settings import Settings
-from ingest.store import EventStore
-
-
-@dataclass
-class Services:
-    """What the views need, built once per app."""
-
-    settings: Settings
-    store: EventStore
-    queue: TaskQueue
-
-
-def services() -> Services:
-    return current_app.extensions["voucherify"]
+from core.logs import configure_logging, secrets_of
+from core.queue import TaskQueue
+from core.settings import Settings
+from core.store import EventStore
+from ingest import admin, metrics, views
+from ingest.services import Services, init_app
 
 
 def create_app(
@@ -41,17 +28,14 @@ def create_app(
     # Werkzeug answers 413 before reading a body over the limit, chunked or not.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    app.extensions["voucherify"] = Services(
+    svc = Services(
         settings=settings,
         store=store or EventStore.from_settings(settings, timeout=2.0),
         queue=queue or TaskQueue(settings),
     )
-
-    from ingest import admin, metrics, views
-
+    init_app(app, svc)
     app.register_blueprint(views.bp)
     app.register_blueprint(admin.bp)
-    svc = app.extensions["voucherify"]
     # A test double for the queue has no broker to count messages in.
     metrics.init_app(app, settings, svc.store, getattr(svc.queue, "celery", None))
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from core.logs import JsonFormatter
+from core.settings import Settings
 from ingest import metrics
-from ingest.logs import JsonFormatter
-from ingest.settings import Settings
 
 
 class JsonLogger(Logger):

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 import redis
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from ingest.queue import LIVE_QUEUE, REPLAY_QUEUE
-from ingest.settings import Settings
-from ingest.store import LATENCY_BUCKETS, STATUSES
+from core.queue import queue_lengths
+from core.settings import Settings
+from core.store import LATENCY_BUCKETS, STATUSES
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from ingest.store import EventStore
+    from core.store import EventStore
 
 PREFIX = "voucherify_ingest"
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -163,28 +163,6 @@ def metrics() -> Response:
     return Response(
         generate_latest(current_app.extensions["voucherify.metrics"]), content_type=CONTENT_TYPE_PLAIN_0_0_4
     )
-
-
-def queue_lengths(
-    celery: Celery, names: tuple[str, ...] = (LIVE_QUEUE, REPLAY_QUEUE)
-) -> dict[str, int] | None:
-    """Messages waiting in each broker queue (any Celery transport), or None if the broker does not answer."""
-    try:
-        with celery.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-            out: dict[str, int] = {}
-            for name in names:
-                # A fresh channel each: on AMQP a passive declare of a missing queue closes its channel.
-                channel = conn.channel()
-                try:
-                    out[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
-                except conn.channel_errors:
-                    out[name] = 0  # never declared yet, so nothing is waiting in it
-                finally:
-                    channel.close()
-            return out
-    except Exception:
-        return None
 
 
 class WorkerCollector:

@@ -12,10 +12,10 @@ import time
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from core.store import StoreUnavailableError
 from ingest import signature
-from ingest.app import services
 from ingest.dedup import dedup_key
-from ingest.store import StoreUnavailableError
+from ingest.services import services
 
 log = logging.getLogger("ingest.intake")
 bp = Blueprint("intake", __name__)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest import embedded
-from ingest.settings import Settings
-from ingest.store import EventStore
+from cli import embedded
+from core.settings import Settings
+from core.store import EventStore
 from tests.support import SECRET, SmtpSink
 
 _db_numbers = itertools.count(1)

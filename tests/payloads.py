@@ -1,6 +1,6 @@
 """Voucherify example payloads for tests, wrapped in a realistic v2024-01-01 envelope when they are data-only.
 
-The examples ship in ``ingest/examples`` (a copy of ``shared/voucherify-events``; override the folder with
+The examples ship in ``core/examples`` (a copy of ``shared/voucherify-events``; override the folder with
 ``VOUCHERIFY_EVENTS_DIR``), so the tests need nothing outside the repository.
 Most are the spec's bare ``data`` objects; ``_index.json`` says which files are full envelopes already.
 """
@@ -30,7 +30,7 @@ _REPO = Path(__file__).resolve().parent.parent
 def events_dir() -> Path:
     """The folder holding the example payloads."""
     override = os.environ.get("VOUCHERIFY_EVENTS_DIR")
-    return Path(override) if override else _REPO / "ingest" / "examples"
+    return Path(override) if override else _REPO / "core" / "examples"
 
 
 def _index() -> dict[str, Any]:

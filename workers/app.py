@@ -6,9 +6,9 @@ from urllib.parse import urlsplit
 
 from celery import Celery
 
-from ingest.logs import configure_logging, secrets_of
-from ingest.queue import RECONCILE, REPLAY_QUEUE, celery_config
-from ingest.settings import Settings
+from core.logs import configure_logging, secrets_of
+from core.queue import RECONCILE, REPLAY_QUEUE, celery_config
+from core.settings import Settings
 from workers import broker
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ingest.settings import Settings
+from core.settings import Settings
 
 NOTIFY_CUSTOMER = "notify_customer"
 FORWARD = "forward"

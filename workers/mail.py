@@ -11,7 +11,7 @@ from email.message import Message
 from typing import NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
 
-from ingest.logs import mask_email
+from core.logs import mask_email
 from workers.errors import PermanentError, TransientError
 
 log = logging.getLogger("workers.mail")

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.logs import log_context
-from ingest.settings import Settings
-from ingest.store import TERMINAL, Done, EventStore, StoredEvent
+from core.logs import log_context
+from core.settings import Settings
+from core.store import TERMINAL, Done, EventStore, StoredEvent
 from schemas import ParsedEvent, ValidationError, parse_event
 from workers import dispatch
 from workers.actions import Action, ActionContext

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ingest.store import EventStore
+from core.store import EventStore
 
 log = logging.getLogger("workers.reconciler")
 

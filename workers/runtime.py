@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ingest.settings import Settings
-from ingest.store import EventStore
+from core.settings import Settings
+from core.store import EventStore
 from workers import dispatch
 from workers.actions import Action
 from workers.actions.notify import NotifyCustomer

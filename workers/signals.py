@@ -6,9 +6,9 @@ from typing import Any
 
 from celery import signals
 
-from ingest import logs
-from ingest.queue import PROCESS_EVENT
-from ingest.settings import Settings
+from core import logs
+from core.queue import PROCESS_EVENT
+from core.settings import Settings
 
 
 def connect(settings: Settings) -> None:

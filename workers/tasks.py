@@ -7,8 +7,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from ingest.metrics import queue_lengths
-from ingest.queue import PROCESS_EVENT, RECONCILE, REPLAY_QUEUE
+from core.queue import PROCESS_EVENT, RECONCILE, REPLAY_QUEUE, queue_lengths
 from workers import pipeline, reconciler
 from workers.runtime import runtime_for
 

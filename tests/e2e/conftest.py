@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.settings import Settings
+from core.store import EventStore
 from ingest import create_app
-from ingest.settings import Settings
-from ingest.store import EventStore
 from tests.support import SECRET, SmtpSink, start_worker, worker_env
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ingest import examples
+from core import examples
 from tests.support import signed, wait_for
 
 pytestmark = pytest.mark.integration

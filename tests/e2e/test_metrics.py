@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ingest import embedded, examples
-from ingest.settings import Settings
-from ingest.store import TERMINAL, EventStore
+from cli import embedded
+from core import examples
+from core.settings import Settings
+from core.store import TERMINAL, EventStore
 from tests.support import (
     SECRET,
     HttpSink,

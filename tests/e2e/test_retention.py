@@ -2,9 +2,10 @@
 
 import pytest
 
-from ingest import create_app, examples
-from ingest.settings import Settings
-from ingest.store import EventStore
+from core import examples
+from core.settings import Settings
+from core.store import EventStore
+from ingest import create_app
 from tests.support import SECRET, signed, start_worker, wait_for, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]

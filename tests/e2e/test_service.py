@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from ingest import examples
+from core import examples
 from tests.support import signed, wait_for
 
 pytestmark = pytest.mark.integration

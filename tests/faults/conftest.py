@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from ingest import create_app, examples
-from ingest.settings import Settings
-from ingest.store import TERMINAL, EventStore
+from core import examples
+from core.settings import Settings
+from core.store import TERMINAL, EventStore
+from ingest import create_app
 from tests.support import SECRET, Proc, SmtpSink, signed, start_worker, wait_for, worker_env
 
 LEASE_S = 5

@@ -8,8 +8,9 @@ from collections import Counter
 
 import pytest
 
-from ingest import embedded, examples
-from ingest.store import EventStore
+from cli import embedded
+from core import examples
+from core.store import EventStore
 from tests.faults.conftest import FAULT_ENV, Intake, email_of, fault_settings, publication, wait_settled
 from tests.support import HttpSink, SmtpSink, start_worker, wait_for, worker_env
 

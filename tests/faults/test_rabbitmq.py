@@ -14,8 +14,8 @@ from amqp.exceptions import NotFound
 from kombu import Connection, Queue
 from kombu.exceptions import OperationalError
 
+from core.queue import LIVE_QUEUE, REPLAY_QUEUE
 from ingest import create_app
-from ingest.queue import LIVE_QUEUE, REPLAY_QUEUE
 from tests.faults.conftest import Intake, email_of, fault_settings, publication, wait_settled
 
 pytestmark = pytest.mark.integration

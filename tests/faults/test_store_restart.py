@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from ingest import embedded
-from ingest.settings import Settings
-from ingest.store import EventStore
+from cli import embedded
+from core.settings import Settings
+from core.store import EventStore
 from tests.faults.conftest import LEASE_S, Stopwatch, email_of, publication, wait_settled
 from tests.support import Proc, free_port, signed, wait_for, worker_env
 

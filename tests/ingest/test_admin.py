@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from ingest import create_app, examples
+from core import examples
+from core.queue import REPLAY_QUEUE
+from ingest import create_app
 from ingest.dedup import dedup_key
-from ingest.queue import REPLAY_QUEUE
 from workers import pipeline
 from workers.actions.notify import NotifyCustomer
 from workers.errors import TransientError

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from ingest import create_app, examples
-from ingest.queue import TaskQueue
-from ingest.settings import Settings
+from core import examples
+from core.queue import TaskQueue
+from core.settings import Settings
+from ingest import create_app
 from tests.ingest.test_views import RecordingQueue
 from tests.support import SECRET, free_port, parse_metrics, sample, signed
 

@@ -3,8 +3,9 @@ import json
 import pytest
 import redis
 
-from ingest import create_app, examples, signature
-from ingest.settings import Settings
+from core import examples
+from core.settings import Settings
+from ingest import create_app, signature
 from tests.support import SECRET, signed
 
 
@@ -193,7 +194,7 @@ class TestHealth:
 
 class TestCreateApp:
     def test_refuses_to_start_without_secret(self, settings):
-        from ingest.settings import ConfigError
+        from core.settings import ConfigError
 
         with pytest.raises(ConfigError, match="VOUCHERIFY_WEBHOOK_SECRETS"):
             create_app(settings.with_(webhook_secrets=()))
@@ -210,7 +211,7 @@ class TestStoreFull:
     def test_store_out_of_memory_is_503_not_500(self, tmp_path, queue):
         """Regression: under `noeviction` a full Redis raises OutOfMemoryError, which the intake did not
         count as unavailable, so Voucherify got a 500 instead of 503 + Retry-After."""
-        from ingest import embedded
+        from cli import embedded
 
         server = embedded.start(tmp_path / "valkey")
         try:

@@ -1,6 +1,6 @@
 import redis
 
-from ingest.queue import LIVE_QUEUE, PROCESS_EVENT, REPLAY_QUEUE, TaskQueue
+from core.queue import LIVE_QUEUE, PROCESS_EVENT, REPLAY_QUEUE, TaskQueue
 from workers.app import create_celery
 
 

@@ -4,8 +4,8 @@ import pytest
 import redis
 from kombu import Connection, Queue
 
-from ingest import embedded
-from ingest.settings import Settings
+from cli import embedded
+from core.settings import Settings
 from tests.support import free_port
 from workers import broker
 from workers.app import create_celery

@@ -7,9 +7,9 @@ from email.utils import formatdate
 
 import pytest
 
-from ingest import examples
+from core import examples
+from core.settings import ForwardDestination
 from ingest.dedup import dedup_key
-from ingest.settings import ForwardDestination
 from tests.support import HttpSink, free_port
 from workers import dispatch, pipeline
 from workers.actions import ActionContext

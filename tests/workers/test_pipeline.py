@@ -3,7 +3,7 @@ import json
 import pytest
 import redis
 
-from ingest import examples
+from core import examples
 from ingest.dedup import dedup_key
 from tests.workers.conftest import BROKEN, FLAKY, OK, ScriptedAction
 from workers import dispatch, pipeline
@@ -90,7 +90,7 @@ class TestProcessEvent:
             return real_evalsha(*args)
 
         monkeypatch.setattr(store.r, "evalsha", flaky_evalsha)
-        monkeypatch.setattr("ingest.store.COMPLETE_RETRY_INTERVAL_S", 0.01)
+        monkeypatch.setattr("core.store.COMPLETE_RETRY_INTERVAL_S", 0.01)
         event_id = deliver(store, publication(pub_id="pub_blip"))
         assert pipeline.process_event(event_id, runtime) == "processed"
         assert failures == []
@@ -396,7 +396,7 @@ class TestDistributionEndpoints:
         self, runtime, store, monkeypatch
     ):
         """FORWARD_<NAME>_SOURCES routes a source's designer bodies to that destination, as they are."""
-        from ingest.settings import ForwardDestination
+        from core.settings import ForwardDestination
 
         dest = ForwardDestination("crm", "http://127.0.0.1:9/x", sources=("newsletter",))
         runtime.settings = runtime.settings.with_(forward_destinations=(dest,))

@@ -4,9 +4,9 @@ import logging
 
 import pytest
 
-from ingest import examples, logs
-from ingest.logs import JsonFormatter
-from ingest.queue import PROCESS_EVENT, RECONCILE
+from core import examples, logs
+from core.logs import JsonFormatter
+from core.queue import PROCESS_EVENT, RECONCILE
 from tests.support import signed
 from workers import dispatch, signals
 from workers.actions import ActionResult

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from ingest.store import Done
+from core.store import Done
 from workers.errors import TransientError
 
 if TYPE_CHECKING:
-    from ingest.store import EventStore
+    from core.store import EventStore
     from schemas import ParsedEvent
 
 

@@ -16,7 +16,7 @@ import time
 
 import urllib3
 
-from ingest.settings import ForwardDestination
+from core.settings import ForwardDestination
 from workers.actions import ActionContext, ActionResult, once
 from workers.errors import PermanentError, TransientError
 

@@ -39,7 +39,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ingest.settings import Settings
+from core.settings import Settings
 
 STATUSES = ("queued", "processing", "processed", "ignored", "invalid", "failed", "dead")
 TERMINAL = frozenset({"processed", "ignored", "invalid", "dead"})

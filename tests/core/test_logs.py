@@ -5,9 +5,10 @@ import warnings
 
 import pytest
 
-from ingest import create_app, examples, logs
-from ingest.logs import JsonFormatter, configure_logging, log_context, mask_email, secrets_of
-from ingest.settings import ForwardDestination, Settings
+from core import examples, logs
+from core.logs import JsonFormatter, configure_logging, log_context, mask_email, secrets_of
+from core.settings import ForwardDestination, Settings
+from ingest import create_app
 from tests.support import SECRET, signed
 
 

@@ -3,9 +3,10 @@ import json
 
 import redis
 
-from ingest import create_app, examples
-from ingest.queue import LIVE_QUEUE, PROCESS_EVENT, TaskQueue, celery_message
-from ingest.settings import Settings
+from core import examples
+from core.queue import LIVE_QUEUE, PROCESS_EVENT, TaskQueue, celery_message
+from core.settings import Settings
+from ingest import create_app
 from tests.support import signed
 
 

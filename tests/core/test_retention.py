@@ -24,7 +24,7 @@ def index_sizes(store):
 @pytest.fixture
 def short(settings, store):
     """A store whose processed/ignored events expire after 1 s and invalid/dead ones after 2 s."""
-    from ingest.store import EventStore
+    from core.store import EventStore
 
     return EventStore(store.r, settings.with_(retention_processed_s=1, retention_failed_s=2))
 

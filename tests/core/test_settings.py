@@ -1,6 +1,6 @@
 import pytest
 
-from ingest.settings import ConfigError, Settings
+from core.settings import ConfigError, Settings
 
 
 class TestFromEnv:

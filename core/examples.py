@@ -1,4 +1,4 @@
-"""The corpus of real Voucherify example payloads shipped with the package (ingest/examples/*.json).
+"""The corpus of real Voucherify example payloads shipped with the package (core/examples/*.json).
 
 Most files are the `data` object alone (that is all Voucherify's spec models); `envelope()` wraps one in a
 realistic v2024-01-01 envelope. Used by `voucherify-ingest send-test` and by the tests.

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from celery import Celery
 from kombu import Exchange, Queue
 
-from ingest.settings import Settings
+from core.settings import Settings
 
 PROCESS_EVENT = "voucherify.process_event"
 RECONCILE = "voucherify.reconcile"
@@ -155,3 +155,25 @@ class TaskQueue:
             return True
         except Exception:
             return False
+
+
+def queue_lengths(
+    celery: Celery, names: tuple[str, ...] = (LIVE_QUEUE, REPLAY_QUEUE)
+) -> dict[str, int] | None:
+    """Messages waiting in each broker queue (any Celery transport), or None if the broker does not answer."""
+    try:
+        with celery.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            out: dict[str, int] = {}
+            for name in names:
+                # A fresh channel each: on AMQP a passive declare of a missing queue closes its channel.
+                channel = conn.channel()
+                try:
+                    out[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
+                except conn.channel_errors:
+                    out[name] = 0  # never declared yet, so nothing is waiting in it
+                finally:
+                    channel.close()
+            return out
+    except Exception:
+        return None

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest import cli, examples
-from ingest.settings import Settings
-from ingest.store import TERMINAL, EventStore
+import cli
+from core import examples
+from core.settings import Settings
+from core.store import STATUSES, TERMINAL, EventStore
 from tests.support import ROOT, Proc, free_port, http, wait_for
 
 ALEX = "alex.doe@example.com"
@@ -53,7 +54,7 @@ def start_run(data: Path) -> Service:
     port = free_port()
     env = run_env(data)
     proc = Proc(
-        [sys.executable, "-m", "ingest.cli", "run", "--port", str(port), "--workers", "2"],
+        [sys.executable, "-m", "cli", "run", "--port", str(port), "--workers", "2"],
         env,
         data / "run.log",
     )
@@ -100,7 +101,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def vi(service: Service, *args: str) -> subprocess.CompletedProcess[str]:
     """`voucherify-ingest ARGS` in its own process, as an operator would type it."""
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env=service.env,
         cwd=ROOT,
         capture_output=True,
@@ -262,7 +263,7 @@ class TestAgainstARunningService:
         settled(service, send(service, "voucher.created"))
         wait_for(lambda: service.store.outbox_size() == 0, what="an empty outbox")
         out = json.loads(vi(service, "stats", "--json").stdout)
-        assert set(out["counts"]) == set(cli.STATUSES)
+        assert set(out["counts"]) == set(STATUSES)
         assert out["counts"]["ignored"] >= 1
         assert set(out["queues"]) == {"events", "replay"}
         assert out["oldest_unfinished_age_s"] is None

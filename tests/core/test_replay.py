@@ -5,10 +5,11 @@ import json
 import pytest
 import redis
 
-from ingest import cli, examples
+import cli
+from core import examples
+from core.queue import REPLAY_QUEUE
+from core.replay import ReplayFilter, replay_many, replay_one
 from ingest.dedup import dedup_key
-from ingest.queue import REPLAY_QUEUE
-from ingest.replay import ReplayFilter, replay_many, replay_one
 from tests.ingest.test_admin import RecordingQueue
 from workers import pipeline
 

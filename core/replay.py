@@ -10,8 +10,8 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ingest.queue import REPLAY_QUEUE, TaskQueue
-from ingest.store import EventStore
+from core.queue import REPLAY_QUEUE, TaskQueue
+from core.store import EventStore
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ class Settings:
 
     redis_url: str = DEFAULT_REDIS_URL
     broker_url: str = DEFAULT_REDIS_URL
+    # Whether REDIS_URL was set: `voucherify-ingest run` embeds a Valkey server when it was not.
+    store_configured: bool = False
     webhook_secrets: tuple[str, ...] = ()
     allow_unsigned: bool = False
     smtp_url: str | None = None
@@ -68,6 +70,7 @@ class Settings:
     key_prefix: str = "vw"
     data_dir: Path = field(default_factory=lambda: Path("var"))
     log_level: str = "INFO"
+    port: int = 8000  # the intake's port (`run`, the Procfile)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +79,7 @@ class Settings:
         redis_url = _url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix"))
         return cls(
             redis_url=redis_url,
+            store_configured=bool(env.get("REDIS_URL", "").strip()),
             broker_url=_url(
                 env, "CELERY_BROKER_URL", redis_url, ("redis", "rediss", "unix", "amqp", "amqps", "pyamqp")
             ),
@@ -104,11 +108,17 @@ class Settings:
             key_prefix=env.get("KEY_PREFIX", "vw") or "vw",
             data_dir=Path(env.get("DATA_DIR", "var")),
             log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            port=_int(env, "PORT", 8000, minimum=1),
         )
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests and the `run` command use it)."""
         return replace(self, **changes)
+
+    def with_store(self, redis_url: str) -> Settings:
+        """A copy using the store at `redis_url`; the broker follows it unless it was set apart."""
+        broker = redis_url if self.broker_url == self.redis_url else self.broker_url
+        return replace(self, redis_url=redis_url, broker_url=broker)
 
     def require_secrets(self) -> None:
         """The intake refuses to start unsigned unless that was asked for explicitly."""

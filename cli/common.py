@@ -1,0 +1,60 @@
+"""What every store-reading command shares: the settings, and the store a local `run` started."""
+
+from __future__ import annotations
+
+import argparse
+from urllib.parse import urlsplit
+
+from cli import embedded
+from core.settings import Settings
+from core.store import EventStore
+
+
+def settings() -> Settings:
+    """Settings, with the store defaulting to the embedded server a local `run` started."""
+    s = Settings.from_env()
+    if not s.store_configured:
+        path = embedded.url_file(s.data_dir.resolve())
+        if path.exists():
+            s = s.with_store(path.read_text().strip())
+    return s
+
+
+def store() -> EventStore:
+    """The event store, or exit with a clear message when it does not answer."""
+    s = EventStore.from_settings(settings())
+    if not s.ping():
+        raise SystemExit(f"cannot reach the store at {redact(s.settings.redis_url)} (is it running?)")
+    return s
+
+
+def redact(url: str) -> str:
+    """`url` with its password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def parse_time(value: str | None) -> float | None:
+    """Epoch seconds or ISO-8601 with a time zone; None when not given."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        from datetime import datetime
+
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise SystemExit(f"{value}: expected epoch seconds or an ISO-8601 time") from None
+        if dt.tzinfo is None:
+            raise SystemExit(f"{value}: give a time zone (e.g. a trailing Z)") from None
+        return dt.timestamp()
+
+
+def usage(parser: argparse.ArgumentParser) -> int:
+    """Print a command's help; exit status 2 (a command group named without a subcommand)."""
+    parser.print_help()
+    return 2

@@ -1,0 +1,35 @@
+"""What the views need, built once per app and reached the way flask's tutorial reaches its database.
+
+`init_app` stores the services on the app; `services()` gives them to a view. Views import this module,
+never the factory, so the factory can import the views without a cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from core.queue import TaskQueue
+from core.settings import Settings
+from core.store import EventStore
+
+
+@dataclass
+class Services:
+    """What the views need, built once per app."""
+
+    settings: Settings
+    store: EventStore
+    queue: TaskQueue
+
+
+def init_app(app: Flask, services: Services) -> None:
+    """Attach the services to `app`."""
+    app.extensions["voucherify"] = services
+
+
+def services() -> Services:
+    """The current app's services."""
+    svc: Services = current_app.extensions["voucherify"]
+    return svc
