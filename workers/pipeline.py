@@ -15,13 +15,14 @@ import random
 import secrets
 import time
 import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.logs import log_context
 from core.settings import Settings
-from core.store import TERMINAL, Done, EventStore, StoredEvent
+from core.states import TERMINAL, ActionState, ActionStatus, Status
+from core.store import Done, EventStore, StoredEvent
 from schemas import ParsedEvent, ValidationError, parse_event
 from workers import dispatch
 from workers.actions import Action, ActionContext
@@ -33,7 +34,7 @@ log = logging.getLogger("workers.pipeline")
 MAX_EVENT_STARTS = 10
 _HISTORY = 50
 
-ActionStates = dict[str, dict[str, Any]]  # action name -> its state, as stored
+ActionStates = dict[str, ActionState]  # action name -> its state
 
 
 @dataclass
@@ -82,63 +83,74 @@ def process_event(event_id: str, rt: Runtime) -> str:
         return ev.status  # a redelivered message for work already finished
     # Only starts that never finished count: a run that ends by scheduling an action's retry is fine.
     if not started:
-        rt.store.set_status(
-            event_id,
-            "dead",
-            outbox=False,
-            now=now,
-            reason="too_many_starts",
-            errors=json.dumps(
-                {
-                    "_worker": [
-                        f"processing started {ev.unfinished_starts} times without finishing "
-                        "(worker lost each time)"
-                    ]
-                }
-            ),
-        )
-        log.error("event dead: too many starts", extra={"event_id": event_id, "starts": ev.unfinished_starts})
-        return "dead"
+        errors = {
+            "_worker": [
+                f"processing started {ev.unfinished_starts} times without finishing (worker lost each time)"
+            ]
+        }
+        return settle(rt, ev, Status.DEAD, reason="too_many_starts", errors=errors, finished=False, now=now)
     try:
         parsed = parse(ev.raw)
     except DesignerPayloadError as exc:
         if ev.source:
             return run_designer(ev, exc, rt, states)
         # Project-settings webhooks cannot be reshaped: on the main URL this is a defect.
-        return _invalid(ev, exc, rt)
+        return settle(rt, ev, Status.INVALID, reason=exc.reason, errors=exc.messages)
     except InvalidPayloadError as exc:
-        return _invalid(ev, exc, rt)
+        return settle(rt, ev, Status.INVALID, reason=exc.reason, errors=exc.messages)
     return run_actions(ev, parsed, rt, states)
 
 
-def _invalid(ev: StoredEvent, exc: InvalidPayloadError, rt: Runtime) -> str:
-    rt.store.set_status(
-        ev.id,
-        "invalid",
-        outbox=False,
-        reason=exc.reason,
-        errors=json.dumps(exc.messages),
-        unfinished_starts=0,
-    )
-    log.info("event invalid", extra={"event_id": ev.id, "reason": exc.reason})
-    return "invalid"
+def settle(
+    rt: Runtime,
+    ev: StoredEvent,
+    status: Status,
+    *,
+    reason: str = "",
+    errors: object = None,
+    event_type: str | None = None,
+    actions: Mapping[str, ActionState] | None = None,
+    effects: Sequence[Done] = (),
+    due: float | None = None,
+    shown: Mapping[str, ActionState] | None = None,
+    finished: bool = True,
+    now: float | None = None,
+) -> str:
+    """Write an event's outcome: the one place a run of the pipeline ends.
+
+    One atomic store write carries the status, why, the last actions' states, the side effects they
+    recorded, and the outbox entry: removed, or for `failed`, due at the earliest retry (`due`). `shown`
+    are the states of every routed action, for the log line.
+    """
+    fields: dict[str, str | int | float] = {"reason": reason}
+    if errors is not None:
+        fields["errors"] = json.dumps(errors)
+    if event_type is not None:
+        fields["event_type"] = event_type
+    if finished:
+        fields["unfinished_starts"] = 0
+    outbox: float | bool = False if status != Status.FAILED else (due or rt.clock()) + 0.001
+    rt.store.set_status(ev.id, status, outbox=outbox, now=now, actions=actions, done=effects, **fields)
+    extra: dict[str, Any] = {"event_id": ev.id, "status": str(status)}
+    if event_type or ev.event_type:
+        extra["event_type"] = event_type or ev.event_type
+    if reason:
+        extra["reason"] = reason
+    if shown is not None:
+        extra["actions"] = {n: str(a.status) for n, a in shown.items()}
+    if status == Status.DEAD and reason == "too_many_starts":
+        log.error("event dead: too many starts", extra={**extra, "starts": ev.unfinished_starts})
+    else:
+        log.info("event %s", status, extra=extra)
+    return str(status)
 
 
 def run_designer(ev: StoredEvent, exc: DesignerPayloadError, rt: Runtime, states: ActionStates) -> str:
     """A Payload-designer body from a distribution endpoint: forwarded where configured, else ignored."""
     names = dispatch.designer_actions_for(ev.source, rt.settings)
     if not names:
-        rt.store.set_status(
-            ev.id,
-            "ignored",
-            outbox=False,
-            reason=exc.reason,
-            errors=json.dumps(exc.messages),
-            unfinished_starts=0,
-        )
-        log.info("event ignored", extra={"event_id": ev.id, "source": ev.source, "reason": exc.reason})
-        return "ignored"
-    return _run(ev, None, _designer_type(ev.raw), names, rt, states)
+        return settle(rt, ev, Status.IGNORED, reason=exc.reason, errors=exc.messages)
+    return _run(Work(ev, None, _designer_type(ev.raw)), names, rt, states)
 
 
 def _designer_type(raw: bytes) -> str:
@@ -154,98 +166,72 @@ def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime, states: Actio
     event_type = parsed.event_type
     names = dispatch.actions_for(event_type, rt.settings)
     if not names:
-        reason = "no_route" if parsed.schema else "unknown_type"
-        rt.store.set_status(
-            ev.id, "ignored", outbox=False, event_type=event_type, reason=reason, unfinished_starts=0
-        )
-        log.info("event ignored", extra={"event_id": ev.id, "event_type": event_type, "reason": reason})
-        return "ignored"
-    return _run(ev, parsed, event_type, names, rt, states)
+        reason = dispatch.ignore_reason(event_type)
+        return settle(rt, ev, Status.IGNORED, reason=reason, event_type=event_type)
+    return _run(Work(ev, parsed, event_type), names, rt, states)
 
 
-def _run(
-    ev: StoredEvent,
-    parsed: ParsedEvent | None,
-    event_type: str,
-    names: tuple[str, ...],
-    rt: Runtime,
-    states: ActionStates,
-) -> str:
-    """Run the due ones of `names` and set the event's status from theirs."""
-    ctx_log = {"event_id": ev.id, "event_type": event_type}
+@dataclass
+class Work:
+    """One run of one event's actions: what every attempt in it shares."""
+
+    ev: StoredEvent
+    parsed: ParsedEvent | None  # None for a Payload-designer body (forwards only)
+    event_type: str
+    # Side effects the attempts recorded, written with the next store write (their action's state).
+    effects: list[Done] = field(default_factory=list)
+
+
+def _run(work: Work, names: tuple[str, ...], rt: Runtime, states: ActionStates) -> str:
+    """Run the due ones of `names` and settle the event from their states."""
     # An attempt's outcome (its state, its metrics count, the side effects it recorded) is written with the
     # event's status: after the last action, so a one-action event settles in one round trip; and, with
     # several actions, before the next one runs (still `processing`): a crash there must not lose it.
-    unwritten: dict[str, dict[str, Any]] = {}
-    effects: list[Done] = []
+    unwritten: dict[str, ActionState] = {}
     for name in names:
-        state = states.get(name) or {"status": "pending", "attempts": 0, "history": []}
-        if state["status"] in ("succeeded", "skipped", "dead"):
-            continue
-        if (state.get("next_attempt_at") or 0) > rt.clock():
+        state = states.get(name) or ActionState()
+        if state.settled or (state.next_attempt_at or 0) > rt.clock():
             continue
         if unwritten:
-            rt.store.set_status(ev.id, "processing", actions=unwritten, done=effects)
-            unwritten, effects = {}, []
+            rt.store.set_status(work.ev.id, Status.PROCESSING, actions=unwritten, done=work.effects)
+            unwritten, work.effects = {}, []
         action = rt.actions.get(name)
         if action is None:
-            state = _record(state, rt, "dead", f"no action named {name} is configured", "unconfigured")
+            error = f"no action named {name} is configured"
+            state = _record(state, rt, ActionStatus.DEAD, error=error, reason="unconfigured")
         else:
-            state = run_action(ev, parsed, event_type, name, action, state, rt, effects)
+            state = run_action(work, name, action, state, rt)
         unwritten[name] = states[name] = state
 
-    status, due = _event_status([states[n] for n in names if n in states])
-    outbox: float | bool = False if status != "failed" else (due or rt.clock()) + 0.001
-    reason = next((s.get("reason") for s in states.values() if s["status"] in ("dead", "failed")), "")
-    rt.store.set_status(
-        ev.id,
+    routed = {n: states[n] for n in names if n in states}
+    status, due = _event_status(list(routed.values()))
+    reason = next((s.reason for s in states.values() if s.status in _FAILING and s.reason), "")
+    return settle(
+        rt,
+        work.ev,
         status,
-        outbox=outbox,
+        reason=reason,
+        event_type=work.event_type,
         actions=unwritten,
-        done=effects,
-        event_type=event_type,
-        reason=reason or "",
-        unfinished_starts=0,
+        effects=work.effects,
+        due=due,
+        shown=routed,
     )
-    log.info(
-        "event %s",
-        status,
-        extra={
-            **ctx_log,
-            "status": status,
-            "actions": {n: states[n]["status"] for n in names if n in states},
-        },
-    )
-    return status
 
 
-def run_action(
-    ev: StoredEvent,
-    parsed: ParsedEvent | None,
-    event_type: str,
-    name: str,
-    action: Action,
-    state: dict[str, Any],
-    rt: Runtime,
-    effects: list[Done] | None = None,
-) -> dict[str, Any]:
-    """One attempt of one action; returns its new state.
-
-    The side effects it records go to `effects`, for the caller to write with that state; without a list,
-    they are written as they happen.
-    """
-    now = rt.clock()
-    state = {**state, "first_attempt_at": state.get("first_attempt_at") or now}
+def run_action(work: Work, name: str, action: Action, state: ActionState, rt: Runtime) -> ActionState:
+    """One attempt of one action; returns its new state (the side effects it recorded go to work.effects)."""
+    state = replace(state, first_attempt_at=state.first_attempt_at or rt.clock())
     ctx = ActionContext(
-        event_id=ev.id,
-        attempt_id=f"{ev.id}:{name}:{secrets.token_hex(6)}",
-        parsed=parsed,
-        raw=ev.raw,
+        event_id=work.ev.id,
+        attempt_id=f"{work.ev.id}:{name}:{secrets.token_hex(6)}",
+        parsed=work.parsed,
+        raw=work.ev.raw,
         store=rt.store,
-        event_type=event_type,
-        effects=effects,
+        event_type=work.event_type,
+        effects=work.effects,
     )
-    extra = {"event_id": ev.id, "event_type": event_type, "action": name}
+    extra = {"event_id": work.ev.id, "event_type": work.event_type, "action": name}
     started = time.perf_counter()
     try:
         # Bound, so the lines an action logs itself (the mailer's, say) say which event and action they are.
@@ -253,7 +239,7 @@ def run_action(
             result = action(ctx)
     except PermanentError as exc:
         log.warning("action failed permanently", extra={**extra, "reason": exc.reason, "error": str(exc)})
-        return _record(state, rt, "dead", str(exc), exc.reason, started)
+        return _record(state, rt, ActionStatus.DEAD, error=str(exc), reason=exc.reason, started=started)
     except TransientError as exc:
         return _retry_or_die(state, rt, str(exc), exc.reason, exc.retry_after, extra, started)
     except Exception as exc:
@@ -261,7 +247,7 @@ def run_action(
         detail = "".join(traceback.format_exception_only(exc)).strip()
         return _retry_or_die(state, rt, detail, "unexpected", None, extra, started)
     log.info("action %s", result.status, extra={**extra, "detail": result.detail})
-    return _record(state, rt, result.status, None, None, started, detail=result.detail)
+    return _record(state, rt, ActionStatus(result.status), started=started, detail=result.detail)
 
 
 def backoff(attempt: int, rt: Runtime) -> float:
@@ -273,19 +259,19 @@ def backoff(attempt: int, rt: Runtime) -> float:
 
 
 def _retry_or_die(
-    state: dict[str, Any],
+    state: ActionState,
     rt: Runtime,
     error: str,
     reason: str,
     retry_after: float | None,
     extra: dict[str, Any],
     started: float,
-) -> dict[str, Any]:
-    attempts = int(state.get("attempts", 0)) + 1
-    age = rt.clock() - state["first_attempt_at"]
+) -> ActionState:
+    attempts = state.attempts + 1
+    age = rt.clock() - (state.first_attempt_at or rt.clock())
     if attempts >= rt.settings.action_max_attempts or age >= rt.settings.action_max_age_s:
         log.error("action gave up", extra={**extra, "reason": reason, "attempts": attempts, "error": error})
-        return _record(state, rt, "dead", error, reason, started)
+        return _record(state, rt, ActionStatus.DEAD, error=error, reason=reason, started=started)
     delay = backoff(attempts, rt)
     if retry_after is not None:
         delay = max(delay, min(retry_after, rt.settings.action_backoff_cap_s))
@@ -299,47 +285,47 @@ def _retry_or_die(
             "error": error,
         },
     )
-    new = _record(state, rt, "failed", error, reason, started)
-    new["next_attempt_at"] = rt.clock() + delay
-    return new
+    new = _record(state, rt, ActionStatus.FAILED, error=error, reason=reason, started=started)
+    return replace(new, next_attempt_at=rt.clock() + delay)
 
 
 def _record(
-    state: dict[str, Any],
+    state: ActionState,
     rt: Runtime,
-    status: str,
-    error: str | None,
-    reason: str | None,
-    started: float | None = None,
+    status: ActionStatus,
     *,
+    error: str | None = None,
+    reason: str | None = None,
+    started: float | None = None,
     detail: str | None = None,
-) -> dict[str, Any]:
-    now = rt.clock()
-    entry: dict[str, Any] = {"at": now, "outcome": status}
+) -> ActionState:
+    """`state` after one attempt that ended in `status`, with the attempt in its history."""
+    entry: dict[str, Any] = {"at": rt.clock(), "outcome": str(status)}
     if error:
         entry["error"] = error[:500]
     if detail:
         entry["detail"] = detail
     if started is not None:
         entry["ms"] = round((time.perf_counter() - started) * 1000, 1)
-    history = [*state.get("history", []), entry][-_HISTORY:]
-    return {
-        **state,
-        "status": status,
-        "attempts": int(state.get("attempts", 0)) + 1,
-        "last_error": error[:500] if error else state.get("last_error"),
-        "reason": reason if status in ("failed", "dead") else (detail or None),
-        "next_attempt_at": None,
-        "history": history,
-    }
+    return replace(
+        state,
+        status=status,
+        attempts=state.attempts + 1,
+        last_error=error[:500] if error else state.last_error,
+        reason=reason if status in _FAILING else (detail or None),
+        next_attempt_at=None,
+        history=(*state.history, entry)[-_HISTORY:],
+    )
 
 
-def _event_status(states: list[dict[str, Any]]) -> tuple[str, float | None]:
+_FAILING = frozenset({ActionStatus.FAILED, ActionStatus.DEAD})
+
+
+def _event_status(states: list[ActionState]) -> tuple[Status, float | None]:
     # Still retrying wins over gave up: the event stays scheduled until every action has settled.
-    statuses = {s["status"] for s in states}
-    if statuses & {"failed", "pending", "running"}:
-        due = [s["next_attempt_at"] for s in states if s["status"] == "failed" and s.get("next_attempt_at")]
-        return "failed", min(due) if due else None
-    if "dead" in statuses:
-        return "dead", None
-    return "processed", None
+    if any(not s.settled for s in states):
+        due = [s.next_attempt_at for s in states if s.status == ActionStatus.FAILED and s.next_attempt_at]
+        return Status.FAILED, min(due) if due else None
+    if any(s.status == ActionStatus.DEAD for s in states):
+        return Status.DEAD, None
+    return Status.PROCESSED, None

@@ -9,6 +9,7 @@ import cli
 from core import examples
 from core.queue import REPLAY_QUEUE
 from core.replay import ReplayFilter, replay_many, replay_one
+from core.states import ActionState, ActionStatus
 from ingest.dedup import dedup_key
 from tests.ingest.test_admin import RecordingQueue
 from workers import pipeline
@@ -33,8 +34,8 @@ def deliver(store, name="voucher.updated", *, now=None):
 
 def dead_event(store, *, now=None, name="voucher.updated"):
     event_id = deliver(store, name, now=now)
-    store.put_action(event_id, "dead_one", {"status": "dead", "attempts": 20, "history": [{"at": 1}]})
-    store.put_action(event_id, "done_one", {"status": "succeeded", "attempts": 1, "history": []})
+    store.put_action(event_id, "dead_one", ActionState(ActionStatus.DEAD, attempts=20, history=({"at": 1},)))
+    store.put_action(event_id, "done_one", ActionState(ActionStatus.SUCCEEDED, attempts=1))
     store.set_status(event_id, "dead", outbox=False, event_type=name, reason="smtp_unreachable")
     return event_id
 
@@ -45,11 +46,11 @@ class TestReplayOne:
         assert replay_one(store, queue, event_id)
         assert queue.sent == [(event_id, REPLAY_QUEUE)]
         actions = store.actions(event_id)
-        assert actions["dead_one"]["status"] == "pending"
-        assert actions["dead_one"]["attempts"] == 0
-        assert actions["dead_one"]["replays"] == 1
-        assert actions["dead_one"]["history"] == [{"at": 1}]  # the past attempts stay visible
-        assert actions["done_one"] == {"status": "succeeded", "attempts": 1, "history": []}
+        assert actions["dead_one"].status == "pending"
+        assert actions["dead_one"].attempts == 0
+        assert actions["dead_one"].replays == 1
+        assert actions["dead_one"].history == ({"at": 1},)  # the past attempts stay visible
+        assert actions["done_one"] == ActionState(ActionStatus.SUCCEEDED, attempts=1)
         doc = store.document(event_id)
         assert (doc["status"], doc["reason"]) == ("queued", "replay")
         assert store.r.hget(store.key("ev", event_id), "replays") == b"1"
@@ -65,7 +66,7 @@ class TestReplayOne:
     def test_all_actions(self, store, queue):
         event_id = dead_event(store)
         replay_one(store, queue, event_id, all_actions=True)
-        assert {s["status"] for s in store.actions(event_id).values()} == {"pending"}
+        assert {s.status for s in store.actions(event_id).values()} == {"pending"}
 
     def test_is_in_the_outbox_even_if_the_send_fails(self, store):
         """A broker hiccup during a replay delays it (the reconciler sends it), never drops it."""

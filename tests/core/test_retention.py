@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from core.states import ActionState, ActionStatus
 from tests.support import wait_for
 
 
@@ -33,7 +34,7 @@ class TestExpiry:
     def test_terminal_events_expire_on_schedule(self, short):
         """processed after the short retention, dead after the longer one; document, body and actions go."""
         done, dead = accept(short, 1), accept(short, 2)
-        short.put_action(done, "notify_customer", {"status": "succeeded"})
+        short.put_action(done, "notify_customer", ActionState(ActionStatus.SUCCEEDED))
         short.set_status(done, "processed", event_type="publication.succeeded", outbox=False)
         short.set_status(dead, "dead", event_type="voucher.updated", outbox=False)
         assert 0 < short.r.ttl(short.key("ev", done)) <= 1

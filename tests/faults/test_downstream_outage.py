@@ -69,9 +69,7 @@ def test_outage_within_the_retry_budget(redis_url, tmp_path, workers, smtp_sink,
     ids = [intake.post(doc)["id"] for doc in docs]
     wait_settled(store, ids, timeout=20, statuses=frozenset({"failed"}))
     wait_for(
-        lambda: all(
-            a["attempts"] >= 3 for i in ids for a in store.actions(i).values()
-        ),  # several retries each
+        lambda: all(a.attempts >= 3 for i in ids for a in store.actions(i).values()),  # several retries each
         timeout=20,
         what="three attempts of every action",
     )
@@ -89,7 +87,7 @@ def test_outage_within_the_retry_budget(redis_url, tmp_path, workers, smtp_sink,
 
     assert set(statuses.values()) == {"processed"}
     assert_once_each(docs, smtp_sink, crm)
-    attempts = [a["attempts"] for i in ids for a in store.actions(i).values()]
+    attempts = [a.attempts for i in ids for a in store.actions(i).values()]
     print(
         f"\noutage within budget: {EVENTS} events, both downstreams down {down_s}s "
         f"({min(attempts)}-{max(attempts)} attempts per action); all delivered once "

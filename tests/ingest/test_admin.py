@@ -6,6 +6,7 @@ import pytest
 
 from core import examples
 from core.queue import REPLAY_QUEUE
+from core.states import ActionState, ActionStatus
 from ingest import create_app
 from ingest.dedup import dedup_key
 from workers import pipeline
@@ -193,25 +194,25 @@ class TestShow:
 class TestReplayOne:
     def test_replays_failed_actions_on_the_replay_queue(self, client, store, queue):
         event_id = deliver(store)
-        store.put_action(event_id, "a", {"status": "dead", "attempts": 3, "history": []})
-        store.put_action(event_id, "b", {"status": "succeeded", "attempts": 1, "history": []})
+        store.put_action(event_id, "a", ActionState(ActionStatus.DEAD, attempts=3))
+        store.put_action(event_id, "b", ActionState(ActionStatus.SUCCEEDED, attempts=1))
         store.set_status(event_id, "dead", outbox=False)
         resp = client.post(f"/admin/events/{event_id}/replay", headers=AUTH)
         assert resp.status_code == 202
         assert resp.json == {"id": event_id, "status": "queued", "queue": REPLAY_QUEUE}
         assert queue.sent == [(event_id, REPLAY_QUEUE)]
         actions = store.actions(event_id)
-        assert (actions["a"]["status"], actions["a"]["attempts"]) == ("pending", 0)
-        assert actions["b"]["status"] == "succeeded"
+        assert (actions["a"].status, actions["a"].attempts) == ("pending", 0)
+        assert actions["b"].status == "succeeded"
         assert store.document(event_id)["status"] == "queued"
 
     @pytest.mark.parametrize("flag", ["1", "true", "yes"])
     def test_all_replays_every_action(self, client, store, flag):
         event_id = deliver(store)
-        store.put_action(event_id, "b", {"status": "succeeded", "attempts": 1, "history": []})
+        store.put_action(event_id, "b", ActionState(ActionStatus.SUCCEEDED, attempts=1))
         store.set_status(event_id, "processed", outbox=False)
         assert client.post(f"/admin/events/{event_id}/replay?all={flag}", headers=AUTH).status_code == 202
-        assert store.actions(event_id)["b"]["status"] == "pending"
+        assert store.actions(event_id)["b"].status == "pending"
 
     def test_unknown_event_is_404(self, client, queue):
         assert client.post("/admin/events/evt_nope/replay", headers=AUTH).status_code == 404

@@ -12,6 +12,7 @@ import pytest
 from core import examples
 from core.queue import TaskQueue
 from core.settings import Settings
+from core.states import ActionState, ActionStatus
 from ingest import create_app
 from tests.ingest.test_views import RecordingQueue
 from tests.support import SECRET, free_port, parse_metrics, sample, signed
@@ -160,17 +161,17 @@ class TestWorkerSeries:
     def test_action_attempts_by_outcome(self, store, client):
         """Every recorded attempt counts under its outcome; a plain state save counts nothing."""
         event_id = accept(store)
-        store.put_action(event_id, "forward:crm", {"status": "failed"}, outcome="failed")
-        store.put_action(event_id, "forward:crm", {"status": "dead"}, outcome="dead")
-        store.put_action(event_id, "notify_customer", {"status": "succeeded"}, outcome="succeeded")
-        store.put_action(event_id, "notify_customer", {"status": "pending"})
+        store.put_action(event_id, "forward:crm", ActionState(ActionStatus.FAILED), count=True)
+        store.put_action(event_id, "forward:crm", ActionState(ActionStatus.DEAD), count=True)
+        store.put_action(event_id, "notify_customer", ActionState(ActionStatus.SUCCEEDED), count=True)
+        store.put_action(event_id, "notify_customer", ActionState(ActionStatus.PENDING))
         m = scrape(client)
         attempts = f"{P}_action_attempts_total"
         assert sample(m, attempts, action="forward:crm", outcome="failed") == 1
         assert sample(m, attempts, action="forward:crm", outcome="dead") == 1
         assert sample(m, attempts, action="notify_customer", outcome="succeeded") == 1
         saved = store.r.hget(store.key("act", event_id), "notify_customer")
-        assert json.loads(saved) == {"status": "pending"}
+        assert json.loads(saved)["status"] == "pending"
 
     def test_backlog(self, settings, store):
         """Unfinished events, the outbox, each broker queue's length and the oldest unfinished event's age."""

@@ -1,0 +1,77 @@
+"""The raw-event store, in Redis. The intake writes it; the workers and the admin API read and update it.
+
+Keys (prefix `vw` by default; one Redis database per deployment):
+
+    {p}:ev:{id}        hash   the event document: status, event_type, received_at, dedup_key, attempts
+                              (processing starts), unfinished_starts (starts since one last finished), ...
+    {p}:raw:{id}       string the body exactly as received
+    {p}:act:{id}       hash   action name -> JSON state (status, attempts, last_error, next_attempt_at, ...)
+    {p}:dd:{key}       string dedup claim -> event id, expires after the dedup window
+    {p}:all            zset   every event id, scored by received_at (listing, newest first)
+    {p}:st:{status}    zset   event ids per status, scored by received_at
+    {p}:ty:{type}      zset   event ids per event type, scored by received_at
+    {p}:outbox         zset   event ids that still need a worker, scored by when to (re)try them
+    {p}:once:{key}     string side-effect reservations ("pending:<holder>" while running, "done:<holder>")
+    {p}:types          set    every event type that has a {p}:ty:{type} index (so a sweep can find them)
+    {p}:metrics        hash   worker-side counters (settled events, action attempts, latency buckets); kept
+                              by the scripts below, so every worker process and machine adds to one place
+    {p}:prune:cursor   string where the retention sweep (`prune_expired`) left off
+
+Terminal events expire (ev, raw and act keys get a TTL when they settle); their ids are then dropped from
+the index zsets lazily by listings and steadily by `prune_expired`, which the reconciler calls.
+
+The store is split along its seams: `deliveries` (the intake's write), `life` (an event's life in the
+workers), `reservations` (side effects at most once), `queries` (admin API, CLI, metrics) and `retention`;
+their Lua scripts are in `lua/`, each starting with its KEYS, ARGV and what it returns.
+
+Every state change of an event is one Lua script, so the document, the status indexes and the outbox never
+disagree, and the intake's write is one atomic round trip. Scripts compute further key names from the prefix,
+so this needs a single Redis node (or Sentinel), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from core.settings import Settings
+from core.states import STATUSES, TERMINAL
+from core.store.base import (
+    COMPLETE_RETRY_INTERVAL_S,
+    Done,
+    StoredEvent,
+    StoreUnavailableError,
+    connect,
+    iso,
+    new_event_id,
+)
+from core.store.deliveries import Deliveries
+from core.store.life import EventLife
+from core.store.queries import Queries, WorkerCounters
+from core.store.reservations import Reservations
+from core.store.retention import Retention
+
+# Upper bounds (seconds) of the received -> first final status histogram that lua/set_status.lua keeps in
+# {p}:metrics (the script spells them too; tests/core/store/test_scripts.py keeps the two in agreement).
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
+
+__all__ = [
+    "COMPLETE_RETRY_INTERVAL_S",
+    "LATENCY_BUCKETS",
+    "STATUSES",
+    "TERMINAL",
+    "Done",
+    "EventStore",
+    "StoreUnavailableError",
+    "StoredEvent",
+    "WorkerCounters",
+    "connect",
+    "iso",
+    "new_event_id",
+]
+
+
+class EventStore(Deliveries, EventLife, Reservations, Queries, Retention):
+    """Events, their actions' state, reservations and the outbox, in one Redis."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, timeout: float = 5.0) -> EventStore:
+        """A store on `settings.redis_url`."""
+        return cls(connect(settings.redis_url, timeout=timeout), settings)

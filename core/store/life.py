@@ -1,0 +1,147 @@
+"""An event's life in the workers: begin it, settle it (status, actions, side effects in one step), hand it
+over again (the outbox), and reset it for a replay."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+
+from core.states import STATUSES, TERMINAL, ActionState, ActionStatus, Status
+from core.store.base import Done, StoreBase, StoredEvent
+
+
+class EventLife(StoreBase):
+    """The workers' side of the store."""
+
+    def begin(
+        self, event_id: str, *, now: float, max_starts: int
+    ) -> tuple[StoredEvent, dict[str, ActionState], bool] | None:
+        """Load an event for processing and, if it may run, mark it `processing` (one round trip).
+
+        Returns (the event as it was, its actions' states, whether it was started), or None if unknown.
+        """
+        res = self.script("begin")(
+            args=[self.p, event_id, repr(now), repr(now + self.settings.outbox_lease_s), max_starts]
+        )
+        if not res:
+            return None
+        status, source, received_at, event_type, attempts, unfinished, raw, acts, started = res
+        ev = StoredEvent(
+            id=event_id,
+            status=status.decode(),
+            raw=raw,
+            source=source.decode(),
+            received_at=float(received_at or 0),
+            event_type=event_type.decode(),
+            attempts=int(attempts),
+            unfinished_starts=int(unfinished),
+        )
+        actions = {
+            acts[i].decode(): ActionState.from_json(json.loads(acts[i + 1])) for i in range(0, len(acts), 2)
+        }
+        return ev, actions, bool(started)
+
+    def set_status(
+        self,
+        event_id: str,
+        status: str,
+        *,
+        outbox: float | bool | None = None,
+        now: float | None = None,
+        actions: Mapping[str, ActionState] | None = None,
+        done: Sequence[Done] = (),
+        **fields: str | int | float,
+    ) -> str | None:
+        """Move an event to `status`, updating fields; outbox=False removes it, a number (re)schedules it.
+
+        Terminal statuses start the retention clock; others keep the event forever. Returns the old status.
+        `actions` (name -> state, each attempt counted under its status) and `done` are written in the same
+        atomic round trip: how a worker settles an event and its last action's outcome at once.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        now = time.time() if now is None else now
+        if outbox is False:
+            box = "-"
+        elif outbox is None or outbox is True:
+            box = ""
+        else:
+            box = repr(float(outbox))
+        if status in TERMINAL:
+            keep = (
+                self.settings.retention_processed_s
+                if status in (Status.PROCESSED, Status.IGNORED)
+                else (self.settings.retention_failed_s)
+            )
+            ttl = str(keep)
+        else:
+            ttl = ""
+        actions = actions or {}
+        args: list[str | int] = [self.p, event_id, status, repr(now), box, ttl, len(actions), len(done)]
+        for name, state in actions.items():
+            args += [name, _dump(state), str(state.status)]
+        for d in done:
+            args += [d.key, f"done:{d.holder}", d.ttl]
+        args += [str(x) for kv in fields.items() for x in kv]
+        old = self._patiently(lambda: self.script("set_status")(args=args), done)
+        return old.decode() if old else None
+
+    def actions(self, event_id: str) -> dict[str, ActionState]:
+        """Each action's state, by action name."""
+        raw = self.r.hgetall(self.key("act", event_id))
+        return {k.decode(): ActionState.from_json(json.loads(v)) for k, v in raw.items()}
+
+    def put_action(self, event_id: str, name: str, state: ActionState, *, count: bool = False) -> None:
+        """Save an action's state; with `count`, also count the attempt under its status in {p}:metrics."""
+        if not count:
+            self.r.hset(self.key("act", event_id), name, _dump(state))
+            return
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.key("act", event_id), name, _dump(state))
+        pipe.hincrby(f"{self.p}:metrics", f"action|{state.status}|{name}", 1)
+        pipe.execute()
+
+    def claim_due(self, now: float | None = None, *, limit: int = 500) -> list[str]:
+        """Outbox entries due now, each pushed a lease forward so nobody else claims it meanwhile."""
+        now = time.time() if now is None else now
+        ids = self.script("claim_due")(
+            keys=[f"{self.p}:outbox"], args=[repr(now), self.settings.outbox_lease_s, limit]
+        )
+        return [i.decode() for i in ids]
+
+    def statuses(self, event_ids: Sequence[str]) -> list[str | None]:
+        """The status of each event (None for an unknown one), in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for event_id in event_ids:
+            pipe.hget(self.key("ev", event_id), "status")
+        return [s.decode() if s else None for s in pipe.execute()] if event_ids else []
+
+    def outbox_size(self) -> int:
+        return int(self.r.zcard(f"{self.p}:outbox"))
+
+    def reset_for_replay(self, event_id: str, *, all_actions: bool = False, now: float | None = None) -> bool:
+        """Make an event runnable again: its failed/dead (or all) actions pending, the event queued."""
+        now = time.time() if now is None else now
+        if not self.r.exists(self.key("ev", event_id)):
+            return False
+        for name, state in self.actions(event_id).items():
+            # Succeeded and skipped actions stay done unless every action is asked for.
+            if all_actions or state.status not in (ActionStatus.SUCCEEDED, ActionStatus.SKIPPED):
+                self.put_action(event_id, name, state.reset_for_replay())
+        # An event that went dead because its worker kept dying (too_many_starts) gets its full budget of
+        # starts again, like the actions their attempts; `attempts` keeps counting, as history.
+        self.set_status(
+            event_id,
+            Status.QUEUED,
+            outbox=now + self.settings.outbox_lease_s,
+            now=now,
+            reason="replay",
+            unfinished_starts=0,
+        )
+        self.r.hincrby(self.key("ev", event_id), "replays", 1)
+        return True
+
+
+def _dump(state: ActionState) -> str:
+    return json.dumps(state.to_json(), separators=(",", ":"))

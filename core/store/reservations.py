@@ -1,0 +1,35 @@
+"""Reservations for side effects: at most once per business key, across retries, replays and workers.
+
+A key is `pending:<holder>` while one attempt performs the side effect (it lapses if that attempt dies), then
+`done:<holder>` for as long as the side effect must not be repeated.
+"""
+
+from __future__ import annotations
+
+from core.store.base import Done, StoreBase
+
+
+class Reservations(StoreBase):
+    """Side-effect reservations."""
+
+    def reserve(self, key: str, holder: str, ttl: int) -> str:
+        """Reserve side effect `key` for `holder`: "acquired", "done" or "busy" (someone else is on it)."""
+        return self.script("reserve")(keys=[self.key("once", key)], args=[holder, ttl]).decode()
+
+    def reserved_for(self, key: str) -> float | None:
+        """Seconds until reservation `key` lapses (None if it is not held or never lapses)."""
+        ms = self.r.pttl(self.key("once", key))
+        return ms / 1000 if ms and ms > 0 else None
+
+    def complete(self, key: str, holder: str, ttl: int, *, patience: float = 0.0) -> None:
+        """Record that side effect `key` happened, so nobody repeats it within `ttl`.
+
+        The side effect did happen: if the store does not answer, keep trying for up to `patience`
+        seconds (while our reservation still keeps others off it) rather than let a retry repeat it.
+        """
+        done = Done(key, holder, ttl, patience)
+        self._patiently(lambda: self.r.set(self.key("once", key), f"done:{holder}", ex=ttl), [done])
+
+    def release(self, key: str, holder: str) -> None:
+        """Give up a reservation we hold, so a retry can take it."""
+        self.script("release")(keys=[self.key("once", key)], args=[holder])
