@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -331,3 +332,18 @@ def start_worker(
     proc = Proc(args, env, log_path)
     proc.wait_for_output("ready.", timeout=60)
     return proc
+
+
+EVENT_TYPES_DOC = ROOT / "docs" / "event-types.md"
+_DOC_ROW = re.compile(
+    r"^\| `(?P<type>[^`]+)` \| [^|]+ \| (?P<schema>[^|]+) \| (?P<example>[^|]+) \| (?P<route>[^|]+) \|$"
+)
+
+
+def event_types_doc() -> dict[str, dict[str, str]]:
+    """The rows of docs/event-types.md's table, by event type: schema, example, route."""
+    found = {}
+    for line in EVENT_TYPES_DOC.read_text(encoding="utf-8").splitlines():
+        if m := _DOC_ROW.match(line):
+            found[m["type"]] = {k: v.strip() for k, v in m.groupdict().items()}
+    return found

@@ -147,7 +147,7 @@ class TestConfigureLogging:
 class TestIntakeLines:
     def test_intake_lines_are_json_without_secret_or_email(self, settings, store):
         """Accepted, duplicate and refused deliveries log JSON lines; no secret, no unmasked email."""
-        from tests.ingest.test_views import RecordingQueue
+        from tests.fakes import RecordingQueue
 
         app = create_app(settings.with_(admin_token="admin-token-xyz"), store=store, queue=RecordingQueue())
         client = app.test_client()

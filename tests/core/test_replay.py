@@ -11,7 +11,7 @@ from core.queue import REPLAY_QUEUE
 from core.replay import ReplayFilter, replay_many, replay_one
 from core.states import ActionState, ActionStatus
 from ingest.dedup import dedup_key
-from tests.ingest.test_admin import RecordingQueue
+from tests.fakes import RecordingQueue
 from workers import pipeline
 
 

@@ -11,7 +11,7 @@ import pytest
 from cli import embedded
 from core import examples
 from core.store import EventStore
-from tests.faults.conftest import FAULT_ENV, Intake, email_of, fault_settings, publication, wait_settled
+from tests.faults.helpers import FAULT_ENV, Intake, email_of, fault_settings, publication, wait_settled
 from tests.support import HttpSink, SmtpSink, start_worker, wait_for, worker_env
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from kombu.exceptions import OperationalError
 
 from core.queue import LIVE_QUEUE, REPLAY_QUEUE
 from ingest import create_app
-from tests.faults.conftest import Intake, email_of, fault_settings, publication, wait_settled
+from tests.faults.helpers import Intake, email_of, fault_settings, publication, wait_settled
 
 pytestmark = pytest.mark.integration
 

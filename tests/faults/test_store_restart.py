@@ -16,7 +16,7 @@ import pytest
 from cli import embedded
 from core.settings import Settings
 from core.store import EventStore
-from tests.faults.conftest import LEASE_S, Stopwatch, email_of, publication, wait_settled
+from tests.faults.helpers import LEASE_S, Stopwatch, email_of, publication, wait_settled
 from tests.support import Proc, free_port, signed, wait_for, worker_env
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from tests.faults.conftest import Intake, Stopwatch, email_of, fault_settings, publication, wait_settled
+from tests.faults.helpers import Intake, Stopwatch, email_of, fault_settings, publication, wait_settled
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration

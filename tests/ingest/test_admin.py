@@ -9,6 +9,7 @@ from core.queue import REPLAY_QUEUE
 from core.states import ActionState, ActionStatus
 from ingest import create_app
 from ingest.dedup import dedup_key
+from tests.fakes import RecordingQueue
 from workers import pipeline
 from workers.actions.notify import NotifyCustomer
 from workers.errors import TransientError
@@ -22,19 +23,6 @@ ROUTES = [
     ("POST", "/admin/events/evt_x/replay"),
     ("POST", "/admin/replay"),
 ]
-
-
-class RecordingQueue:
-    """Records what is enqueued, and on which queue."""
-
-    def __init__(self):
-        self.sent = []
-
-    def process_event(self, event_id, *, queue="events"):
-        self.sent.append((event_id, queue))
-
-    def ping(self):
-        return True
 
 
 @pytest.fixture

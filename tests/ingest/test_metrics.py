@@ -14,7 +14,7 @@ from core.queue import TaskQueue
 from core.settings import Settings
 from core.states import ActionState, ActionStatus
 from ingest import create_app
-from tests.ingest.test_views import RecordingQueue
+from tests.fakes import RecordingQueue
 from tests.support import SECRET, free_port, parse_metrics, sample, signed
 
 P = "voucherify_ingest"

@@ -6,25 +6,8 @@ import redis
 from core import examples
 from core.settings import Settings
 from ingest import create_app, signature
+from tests.fakes import RecordingQueue
 from tests.support import SECRET, signed
-
-
-class RecordingQueue:
-    """Records what the intake enqueues; can be told to fail like an unreachable broker."""
-
-    inline = False  # the intake calls process_event after the store write, where we can see it
-
-    def __init__(self):
-        self.sent = []
-        self.fail = False
-
-    def process_event(self, event_id, *, queue="events"):
-        if self.fail:
-            raise ConnectionError("broker down")
-        self.sent.append((event_id, queue))
-
-    def ping(self):
-        return not self.fail
 
 
 @pytest.fixture

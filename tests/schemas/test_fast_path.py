@@ -19,7 +19,7 @@ from marshmallow import Schema
 from schemas import ValidationError, parse_event
 from schemas.base import BaseSchema
 from tests.payloads import example_envelope, example_names
-from tests.schemas.test_properties import JSON, get, nodes, put
+from tests.schemas.helpers import JSON, get, nodes, put
 
 PROFILE = settings.get_profile(os.environ.get("SCHEMAS_HYPOTHESIS_PROFILE", "schemas"))
 

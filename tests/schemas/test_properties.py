@@ -5,32 +5,23 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from marshmallow import Schema, fields
+from marshmallow import fields
 
-from schemas import DATA_SCHEMAS, EnvelopeSchema, ValidationError, parse_event
+from schemas import ValidationError, parse_event
 from tests.payloads import example_envelope, example_names
-from tests.schemas.helpers import REJECTED
+from tests.schemas.helpers import JSON, REJECTED, Path, get, is_schema_object, nodes, put
 
 # "schemas" keeps the suite fast; SCHEMAS_HYPOTHESIS_PROFILE=schemas-thorough for a longer hunt.
 PROFILE = settings.get_profile(os.environ.get("SCHEMAS_HYPOTHESIS_PROFILE", "schemas"))
 
 VALID = [name for name in example_names() if name not in REJECTED]
 
-Path = tuple[str | int, ...]
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=6,
-)
 # Declared fields never start with "zz_", so these keys are unknown wherever they land.
 UNKNOWN_KEYS = st.text(max_size=10).map(lambda s: "zz_" + s)
 NOT_A_STRING = st.one_of(
@@ -39,63 +30,6 @@ NOT_A_STRING = st.one_of(
 
 TS3 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z$")
 TS6 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})Z$")
-
-
-def walk(schema: Schema, value: Any, path: Path = ()) -> Iterator[tuple[Path, fields.Field | None, Any]]:
-    """Yield ``(path, field, value)`` for every key of every schema-backed object in ``value``.
-
-    The root object comes first with field None. Free-form parts (metadata, maps keyed by id or name) are not
-    entered: their keys are data, not fields.
-    """
-    if path == ():
-        yield (), None, value
-    if not isinstance(value, dict):
-        return
-    by_key = {f.data_key or name: f for name, f in schema.fields.items()}
-    for key, item in value.items():
-        field = by_key.get(key)
-        if field is None:
-            continue
-        here = (*path, key)
-        yield here, field, item
-        yield from _walk_field(schema, field, key, item, here, value)
-
-
-def _walk_field(
-    schema: Schema, field: fields.Field, key: str, item: Any, here: Path, parent: dict
-) -> Iterator[tuple[Path, fields.Field | None, Any]]:
-    if isinstance(schema, EnvelopeSchema) and key == "data":
-        event_type = parent.get("event", {}).get("type")
-        if event_type in DATA_SCHEMAS:
-            yield from walk(DATA_SCHEMAS[event_type](), item, here)
-        return
-    if isinstance(field, fields.Nested) and isinstance(item, dict):
-        yield from walk(field.schema, item, here)
-    elif isinstance(field, fields.List) and isinstance(field.inner, fields.Nested) and isinstance(item, list):
-        for index, element in enumerate(item):
-            yield (*here, index), field.inner, element
-            yield from walk(field.inner.schema, element, (*here, index))
-
-
-def _is_schema_object(path: Path, field: fields.Field | None, value: Any) -> bool:
-    """An object whose keys are fields: the body, `data`, or anything a Nested schema loads."""
-    if not isinstance(value, dict):
-        return False
-    return field is None or path == ("data",) or isinstance(field, fields.Nested)
-
-
-def nodes(body: dict) -> list[tuple[Path, fields.Field | None, Any]]:
-    return list(walk(EnvelopeSchema(), body))
-
-
-def get(body: Any, path: Path) -> Any:
-    for key in path:
-        body = body[key]
-    return body
-
-
-def put(body: Any, path: Path, value: Any) -> None:
-    get(body, path[:-1])[path[-1]] = value
 
 
 def messages_at(messages: Any, path: Path) -> Any:
@@ -116,7 +50,7 @@ class TestToleratedVariations:
     @given(body=valid_bodies(), data=st.data())
     def test_unknown_keys_anywhere(self, body, data):
         """Unknown keys added to any object, at any depth, never turn a valid payload invalid."""
-        objects = [path for path, field, value in nodes(body) if _is_schema_object(path, field, value)]
+        objects = [path for path, field, value in nodes(body) if is_schema_object(path, field, value)]
         targets = data.draw(st.lists(st.sampled_from(objects), min_size=1, max_size=5))
         for path in targets:
             get(body, path)[data.draw(UNKNOWN_KEYS)] = data.draw(JSON)

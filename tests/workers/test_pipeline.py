@@ -5,7 +5,7 @@ import redis
 
 from core import examples
 from ingest.dedup import dedup_key
-from tests.workers.conftest import BROKEN, FLAKY, OK, ScriptedAction
+from tests.fakes import BROKEN, FLAKY, OK, ScriptedAction
 from workers import dispatch, pipeline
 from workers.errors import PermanentError, TransientError
 
@@ -120,9 +120,15 @@ class TestProcessEvent:
 
     def test_unknown_type_is_ignored(self, runtime, store):
         """A type Voucherify added after us is stored and ignored, never an error."""
-        event_id = deliver(store, examples.envelope("campaign.earning_rule.assigned", {"anything": 1}))
+        event_id = deliver(store, examples.envelope("campaign.brand_new_thing.created", {"anything": 1}))
         assert pipeline.process_event(event_id, runtime) == "ignored"
         assert store.document(event_id)["reason"] == "unknown_type"
+
+    def test_documented_type_without_a_schema_is_knowingly_ignored(self, runtime, store):
+        """A type Voucherify documents that we have no schema for is on the ignore list: `no_route`."""
+        event_id = deliver(store, examples.envelope("campaign.earning_rule.assigned", {"anything": 1}))
+        assert pipeline.process_event(event_id, runtime) == "ignored"
+        assert store.document(event_id)["reason"] == "no_route"
 
     @pytest.mark.parametrize(
         ("body", "path"),

@@ -1,0 +1,110 @@
+"""An event's life in the workers: begin, settle, the outbox, and a reset for replay."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.states import ActionState, ActionStatus, Status
+from core.store import Done
+
+
+@pytest.fixture
+def event_id(store):
+    event_id, _ = store.accept(b"{}", dedup_key="k", headers={}, secret="s", now=100.0)
+    return event_id
+
+
+class TestBegin:
+    def test_marks_processing_and_pushes_the_lease(self, store, event_id):
+        """A start moves the event to `processing`, counts it, and moves its outbox entry a lease on."""
+        ev, states, started = store.begin(event_id, now=200.0, max_starts=10)
+        assert started
+        assert states == {}
+        assert (ev.status, ev.raw, ev.attempts) == (Status.QUEUED, b"{}", 0)
+        doc = store.document(event_id)
+        assert (doc["status"], doc["attempts"]) == (Status.PROCESSING, 1)
+        assert store.r.zscore(f"{store.p}:outbox", event_id) == 200.0 + store.settings.outbox_lease_s
+        assert store.r.zscore(f"{store.p}:st:processing", event_id) == 100.0
+
+    def test_terminal_event_is_not_started(self, store, event_id):
+        """A settled event is read but left as it is."""
+        store.set_status(event_id, Status.PROCESSED, outbox=False)
+        ev, _, started = store.begin(event_id, now=200.0, max_starts=10)
+        assert (ev.status, started) == (Status.PROCESSED, False)
+        assert store.document(event_id)["attempts"] == 0
+
+    def test_stops_after_too_many_unfinished_starts(self, store, event_id):
+        """Starts that never finished are counted; at the limit the event is no longer started."""
+        for _ in range(3):
+            assert store.begin(event_id, now=200.0, max_starts=3)[2]
+        ev, _, started = store.begin(event_id, now=200.0, max_starts=3)
+        assert (started, ev.unfinished_starts) == (False, 3)
+
+    def test_unknown_event(self, store):
+        assert store.begin("evt_nope", now=1.0, max_starts=10) is None
+
+
+class TestSetStatus:
+    def test_settles_actions_effects_and_status_in_one_write(self, store, event_id):
+        """The actions' states, their side effects and the status land together; the outbox entry goes."""
+        state = ActionState(ActionStatus.SUCCEEDED, attempts=1)
+        old = store.set_status(
+            event_id,
+            Status.PROCESSED,
+            outbox=False,
+            actions={"notify_customer": state},
+            done=[Done("notify:pub_1", "holder", 60)],
+            event_type="publication.succeeded",
+        )
+        assert old == Status.QUEUED
+        assert store.actions(event_id) == {"notify_customer": state}
+        assert store.r.get(store.key("once", "notify:pub_1")) == b"done:holder"
+        assert store.r.zscore(f"{store.p}:outbox", event_id) is None
+        assert store.r.zscore(f"{store.p}:ty:publication.succeeded", event_id) == 100.0
+        assert store.worker_counters().actions == {("succeeded", "notify_customer"): 1}
+
+    def test_terminal_status_starts_the_retention_clock(self, store, event_id):
+        """processed keeps for the processed retention, dead for the failed one; unfinished forever."""
+        store.set_status(event_id, Status.DEAD, outbox=False)
+        assert 0 < store.r.ttl(store.key("ev", event_id)) <= store.settings.retention_failed_s
+        store.set_status(event_id, Status.FAILED, outbox=300.0)
+        assert store.r.ttl(store.key("ev", event_id)) == -1
+        assert store.r.zscore(f"{store.p}:outbox", event_id) == 300.0
+
+    def test_unknown_status_is_refused(self, store, event_id):
+        with pytest.raises(ValueError, match="unknown status"):
+            store.set_status(event_id, "finished")
+
+    def test_unknown_event(self, store):
+        assert store.set_status("evt_nope", Status.PROCESSED) is None
+
+
+class TestOutbox:
+    def test_claim_due_pushes_claimed_entries_a_lease_on(self, store, event_id):
+        """A claimed entry is not claimed again until its lease has passed."""
+        due = 100.0 + store.settings.outbox_lease_s
+        assert store.claim_due(due - 1) == []
+        assert store.claim_due(due) == [event_id]
+        assert store.claim_due(due) == []
+        assert store.claim_due(due + store.settings.outbox_lease_s) == [event_id]
+
+    def test_statuses_in_one_round_trip(self, store, event_id):
+        assert store.statuses([event_id, "evt_nope"]) == ["queued", None]
+        assert store.statuses([]) == []
+
+
+class TestResetForReplay:
+    def test_failed_and_dead_actions_run_again(self, store, event_id):
+        """Dead and failed actions are pending with a fresh budget; succeeded and skipped ones stay done."""
+        store.put_action(event_id, "a", ActionState(ActionStatus.DEAD, attempts=5, first_attempt_at=1.0))
+        store.put_action(event_id, "b", ActionState(ActionStatus.SKIPPED, attempts=1))
+        store.set_status(event_id, Status.DEAD, outbox=False)
+        assert store.reset_for_replay(event_id, now=500.0)
+        actions = store.actions(event_id)
+        assert actions["a"] == ActionState(ActionStatus.PENDING, attempts=0, replays=1)
+        assert actions["b"].status == ActionStatus.SKIPPED
+        assert store.document(event_id)["status"] == Status.QUEUED
+        assert store.r.zscore(f"{store.p}:outbox", event_id) == 500.0 + store.settings.outbox_lease_s
+
+    def test_unknown_event(self, store):
+        assert not store.reset_for_replay("evt_nope")
