@@ -70,6 +70,8 @@ class Settings:
     key_prefix: str = "vw"
     data_dir: Path = field(default_factory=lambda: Path("var"))
     log_level: str = "INFO"
+    # The schemas' fast field loop (schemas/fastpath.py); 0 falls back to marshmallow's own code.
+    schema_fast_path: bool = True
     port: int = 8000  # the intake's port (`run`, the Procfile)
 
     @classmethod
@@ -108,6 +110,7 @@ class Settings:
             key_prefix=env.get("KEY_PREFIX", "vw") or "vw",
             data_dir=Path(env.get("DATA_DIR", "var")),
             log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            schema_fast_path=_bool(env, "SCHEMA_FAST_PATH", True),
             port=_int(env, "PORT", 8000, minimum=1),
         )
 

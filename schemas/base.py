@@ -22,10 +22,9 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing, post_load
-from marshmallow.decorators import POST_LOAD
-from marshmallow.error_store import ErrorStore
-from marshmallow.utils import set_value
+from marshmallow import EXCLUDE, Schema, fields, post_load
+
+from schemas.fastpath import FastLoad
 
 __all__ = [
     "BaseSchema",
@@ -46,11 +45,6 @@ __all__ = [
 ]
 
 
-# One loadable field: attribute, key in the data, field, whether the inline path applies, and the type whose
-# values it returns unchanged (None if it has no such type).
-_Step = tuple[str, str, fields.Field, bool, type | None]
-
-
 def _freeze(value: Any) -> Any:
     """Lists become tuples so the frozen dataclasses built from loaded data are immutable all the way down."""
     if isinstance(value, list):
@@ -58,7 +52,7 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-class BaseSchema(Schema):
+class BaseSchema(FastLoad, Schema):
     """Base of every schema in this package.
 
     Subclasses may set ``__model__`` to a dataclass; ``load`` then returns an instance of it, built from the
@@ -72,81 +66,6 @@ class BaseSchema(Schema):
         unknown = EXCLUDE
 
     __model__: ClassVar[type | None] = None
-    _plan: tuple[_Step, ...] | None = None
-
-    def _deserialize(
-        self,
-        data: Any,
-        *,
-        error_store: ErrorStore,
-        many: bool = False,
-        partial: Any = None,
-        unknown: str = RAISE,
-        index: int | None = None,
-    ) -> Any:
-        """marshmallow's field loop, minus its per-field overhead on the path every valid payload takes.
-
-        For each field marshmallow makes a closure, calls it through an error-catching helper, runs
-        `Field.deserialize`'s missing/None/processor checks and stores through a dotted-path setter: for the
-        ~100 mostly-null fields of a voucher, more time than the fields' own conversions. Here an absent or
-        null value is settled inline, and a present one goes straight to the field's `_deserialize` (plus its
-        validators and post-load functions, as `Field.deserialize` would). Anything else (a required field
-        missing, a default to fill, a value that fails) takes marshmallow's own path, so results and error
-        messages are marshmallow's; tests/schemas/test_fast_path.py checks that on every example and on
-        generated bad input. This overrides a private method, so pyproject.toml keeps marshmallow below 5.
-        """
-        if many or partial is not None or unknown != EXCLUDE or not isinstance(data, Mapping):
-            return super()._deserialize(
-                data, error_store=error_store, many=many, partial=partial, unknown=unknown, index=index
-            )
-        plan = self._plan
-        if plan is None:
-            plan = self._plan = _load_plan(self)
-        index = index if self.opts.index_errors else None
-        out: dict[str, Any] = self.dict_class()
-        get = data.get
-        for attr, key, field, fast, same in plan:
-            value = get(key, missing)
-            if fast:
-                if value is missing:
-                    continue  # not required, no default: absent stays absent
-                if value is None:
-                    out[attr] = None  # allow_none (checked when planning)
-                    continue
-                if type(value) is same:
-                    out[attr] = value  # a str for a string field, a bool for a boolean, an int for Integer
-                    continue
-                try:
-                    result = field._deserialize(value, key, data)
-                    field._validate(result)
-                    for func in field.post_load:
-                        result = func(result)
-                except ValidationError:
-                    pass  # marshmallow's own path below records the error exactly as it would
-                else:
-                    out[attr] = result
-                    continue
-            result = self._call_and_store(
-                getter_func=lambda v, field=field, key=key: field.deserialize(v, key, data),
-                data=value,
-                field_name=key,
-                error_store=error_store,
-                index=index,
-            )
-            if result is not missing:
-                set_value(out, attr, result)
-        return out
-
-    def _invoke_load_processors(self, tag: str, data: Any, *, many: bool, **kwargs: Any) -> Any:
-        """Call `_make_model` directly when it is the only post-load hook (as in every schema here).
-
-        marshmallow's generic hook dispatch, two passes over the hooks for each of pre- and post-load, cost
-        more per nested object than building its dataclass.
-        """
-        hooks = self._hooks[tag]
-        if tag == POST_LOAD and not many and len(hooks) == 1 and hooks[0][0] == "_make_model":
-            return self._make_model(data)
-        return super()._invoke_load_processors(tag, data, many=many, **kwargs)
 
     @post_load
     def _make_model(self, data: dict[str, Any], **kwargs: Any) -> Any:
@@ -160,25 +79,6 @@ class BaseSchema(Schema):
         return self.__model__(
             **{name: _freeze(data[name]) for name in _init_names(self.__model__) if name in data}
         )
-
-
-def _load_plan(schema: Schema) -> tuple[_Step, ...]:
-    """How to load each loadable field: one _Step each, in declaration order."""
-    plan = []
-    for name, field in schema.load_fields.items():
-        attr = field.attribute or name
-        fast = (
-            not field.required
-            and field.load_default is missing
-            and field.allow_none
-            and not field.pre_load
-            and "." not in attr
-        )
-        # The type a value of which the field would return unchanged, if it has nothing to run on it.
-        plain = not field.validators and not field.post_load
-        same = next((t for cls, t in _UNCHANGED if plain and isinstance(field, cls)), None)
-        plan.append((attr, field.data_key if field.data_key is not None else name, field, fast, same))
-    return tuple(plan)
 
 
 @functools.cache
@@ -386,5 +286,6 @@ class OneOrMany(List):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-# Field classes that return a value of this exact type as it is (IntegerOrNumericString subclasses Integer).
-_UNCHANGED: tuple[tuple[type, type], ...] = ((Str, str), (Bool, bool), (Integer, int))
+# Field classes that return a value of this exact type as it is (IntegerOrNumericString subclasses Integer):
+# the fast path passes such values through (schemas/fastpath.py). Set here, below the classes it names.
+BaseSchema.unchanged = ((Str, str), (Bool, bool), (Integer, int))

@@ -9,6 +9,7 @@ from celery import Celery
 from core.logs import configure_logging, secrets_of
 from core.queue import RECONCILE, REPLAY_QUEUE, celery_config
 from core.settings import Settings
+from schemas import fastpath
 from workers import broker
 
 
@@ -23,6 +24,7 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, redact=secrets_of(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
+    fastpath.configure(settings.schema_fast_path)
     app = WorkerApp("workers", set_as_current=True)
     app.settings = settings
     # celery_config() declares the queues: a plain `celery -A workers worker` consumes both queues, live

@@ -1,8 +1,8 @@
 """BaseSchema's shortcuts give exactly what marshmallow's own code gives: results and errors.
 
-Each body is loaded twice, once as shipped and once with BaseSchema's field loop and hook dispatch swapped
-for marshmallow's (Schema._deserialize, Schema._invoke_load_processors), and the outcomes are compared: the
-same loaded event, or the same error messages.
+Each body is loaded twice, once as shipped and once with the off switch (SCHEMA_FAST_PATH=0), which sends
+every load through marshmallow's own Schema._deserialize and _invoke_load_processors, and the outcomes are
+compared: the same loaded event, or the same error messages.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema
 
-from schemas import ValidationError, parse_event
-from schemas.base import BaseSchema
+from schemas import ValidationError, fastpath, parse_event
 from tests.payloads import example_envelope, example_names
 from tests.schemas.helpers import JSON, get, nodes, put
 
@@ -33,10 +32,11 @@ def outcome(body: Any) -> tuple[str, Any]:
 
 def both(body: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[tuple[str, Any], tuple[str, Any]]:
     fast = outcome(body)
-    with monkeypatch.context() as m:
-        m.setattr(BaseSchema, "_deserialize", Schema._deserialize)
-        m.setattr(BaseSchema, "_invoke_load_processors", Schema._invoke_load_processors)
+    fastpath.configure(False)  # the off switch: marshmallow's own loop and hook dispatch
+    try:
         reference = outcome(body)
+    finally:
+        fastpath.configure(True)
     return fast, reference
 
 
@@ -47,7 +47,7 @@ def test_every_example_loads_the_same(name, monkeypatch):
 
 
 def test_the_reference_really_is_marshmallows_loop(monkeypatch):
-    """Guard for the test itself: swapping the method must change which loop runs."""
+    """Guard for the test itself: the off switch must change which loop runs."""
     calls = []
     original = Schema._deserialize
 
@@ -58,10 +58,25 @@ def test_the_reference_really_is_marshmallows_loop(monkeypatch):
     monkeypatch.setattr(Schema, "_deserialize", spy)
     parse_event(example_envelope("voucher.updated"))
     assert calls == []  # BaseSchema's own loop never calls marshmallow's for a valid body
-    with monkeypatch.context() as m:
-        m.setattr(BaseSchema, "_deserialize", spy)
+    fastpath.configure(False)
+    try:
         parse_event(example_envelope("voucher.updated"))
+    finally:
+        fastpath.configure(True)
     assert calls
+
+
+def test_the_switch_comes_from_the_environment(settings):
+    """SCHEMA_FAST_PATH=0 reaches the worker: create_celery turns the fast path off."""
+    from core.settings import Settings
+    from workers.app import create_celery
+
+    assert Settings.from_env({"SCHEMA_FAST_PATH": "0"}).schema_fast_path is False
+    try:
+        create_celery(settings.with_(schema_fast_path=False))
+        assert not fastpath.enabled()
+    finally:
+        fastpath.configure(True)
 
 
 @st.composite
