@@ -9,7 +9,6 @@ unhandled 500 in a view, a crashed task in a worker). Every parse of a body we d
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 # Real Voucherify payloads nest at most 9 levels deep, envelope included (the example corpus' deepest:
@@ -17,11 +16,24 @@ from typing import Any
 # far below the ~1,000 levels at which Python's parser and Marshmallow's nested schemas run out of stack.
 MAX_DEPTH = 64
 
-# A JSON string literal (escapes included): brackets and whitespace inside one are data, not structure.
-_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
-_STRINGS = re.compile(_STRING, re.DOTALL)
-_STRING_OR_SPACE = re.compile(rb"(" + _STRING + rb")|[ \t\r\n]+", re.DOTALL)
+_WHITESPACE = b" \t\r\n"
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# Escapes are masked with bytes that cannot occur raw in JSON (control characters), so that every `"` left
+# is a string's start or end; the masks are undone with one translate. Everything here is a C-level bytes
+# operation: a pass over a 1 MiB body costs milliseconds, where a regex substitution cost 80-130 ms.
+_UNMASK = bytes(range(256)).replace(b"\x01", b"\\").replace(b"\x02", b'"')
+
+
+def _split_strings(body: bytes) -> list[bytes] | None:
+    """`body` split at the quotes of its string literals: outside, inside, outside, ... (escapes masked).
+
+    None when the body holds the bytes used as masks, which valid JSON never does raw.
+    """
+    if b"\x00" in body or b"\x01" in body or b"\x02" in body:
+        return None
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"\x01\x01").replace(b'\\"', b"\x01\x02")
+    return body.split(b'"')
 
 
 NOT_PARSED: Any = object()  # "no parse at hand" where None would be a parse (of `null`)
@@ -39,7 +51,9 @@ def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
     """
     if body.count(b"[") + body.count(b"{") <= limit:
         return False
-    structure = _STRINGS.sub(b"", body).translate(None, _NOT_BRACKETS)
+    parts = _split_strings(body)
+    outside = b"".join(parts[::2]) if parts is not None else body
+    structure = outside.translate(None, _NOT_BRACKETS)
     depth = 0
     for byte in structure:
         if byte in b"[{":
@@ -54,7 +68,15 @@ def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
 def strip_whitespace(body: bytes) -> bytes:
     """`body` without the whitespace outside string literals: what Voucherify's docs sign (their Java
     example does exactly this), and unlike a parse and re-serialisation it re-spells nothing else."""
-    return _STRING_OR_SPACE.sub(rb"\1", body)
+    parts = _split_strings(body)
+    if parts is None:
+        return body  # not JSON: nothing to strip
+    outside = b"\x00".join(parts[::2])
+    stripped = outside.translate(None, _WHITESPACE)
+    if len(stripped) == len(outside):
+        return body  # already compact: skip rebuilding it
+    parts[::2] = stripped.split(b"\x00")
+    return b'"'.join(parts).translate(_UNMASK)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
