@@ -141,3 +141,11 @@ class TestDeepNesting:
     def test_signed_payload_still_accepted(self, signed_intake):
         body, headers = signed({"id": "whs_1", "event": {"id": "ev_1", "type": "voucher.created"}})
         assert signed_intake.post(body, headers, chunked=True)[0] == 202
+
+
+def test_unsigned_intake_warns_at_start(unsigned_intake, signed_intake):
+    """Every unsigned intake process logs a warning when it starts; a signed one does not."""
+    lines = [json.loads(x) for x in unsigned_intake.proc.output().splitlines() if '"unsigned_mode"' in x]
+    assert lines
+    assert {(x["level"], x["component"]) for x in lines} == {("warning", "intake")}
+    assert '"unsigned_mode"' not in signed_intake.proc.output()
