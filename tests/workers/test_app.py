@@ -1,3 +1,4 @@
+import pytest
 import redis
 
 from core.queue import LIVE_QUEUE, PROCESS_EVENT, REPLAY_QUEUE, TaskQueue
@@ -29,6 +30,7 @@ class TestQueues:
 
 
 class TestUnsignedMode:
+    @pytest.mark.integration
     def test_worker_warns_at_start(self, redis_url, tmp_path):
         """A real worker started in unsigned mode says so in its log, as a JSON warning."""
         import json
