@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ingest import jsonguard
+from core import jsonguard
 
 
 def dedup_key(body: bytes, path_source: str = "", *, doc: Any = jsonguard.NOT_PARSED) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ingest import jsonguard
+from core import jsonguard
 
 HEADER = "x-voucherify-signature"
 

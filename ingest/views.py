@@ -13,8 +13,9 @@ import time
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.wsgi import get_input_stream
 
+from core import jsonguard
 from core.store import StoreUnavailableError
-from ingest import jsonguard, signature
+from ingest import signature
 from ingest.dedup import dedup_key
 from ingest.services import services
 

@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core import jsonguard
 from core.logs import log_context
 from core.settings import Settings
 from core.states import TERMINAL, ActionState, ActionStatus, Status
 from core.store import Done, EventStore, StoredEvent
-from ingest import jsonguard
 from schemas import ParsedEvent, ValidationError, parse_event
 from workers import dispatch
 from workers.actions import Action, ActionContext

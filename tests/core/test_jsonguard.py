@@ -1,4 +1,4 @@
-"""ingest.jsonguard: the byte scan agrees with a real parse, and whitespace removal re-spells nothing."""
+"""core.jsonguard: the byte scan agrees with a real parse, and whitespace removal re-spells nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest import jsonguard
+from core import jsonguard
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet=st.characters(codec="utf-8")),
