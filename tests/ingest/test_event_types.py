@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 from schemas import DATA_SCHEMAS, event_types
-from tests.schemas.test_docs import rows
+from tests.fakes import RecordingQueue
+from tests.support import event_types_doc as rows
+from tests.support import parse_metrics
 
 
 def accept(store, raw=b"{}"):
@@ -49,16 +51,14 @@ class TestStoreKeysAndCounters:
     def test_metrics_label_undocumented_types_other(self, settings, store):
         """/metrics shows `other`, never a sender's string, as the event_type label."""
         from ingest import create_app
-        from tests.ingest.test_metrics import P, scrape
-        from tests.ingest.test_views import RecordingQueue
 
         for event_type in ("made.up.1", "made.up.2", "voucher.created"):
             store.set_status(accept(store), "ignored", event_type=event_type)
         client = create_app(settings, store=store, queue=RecordingQueue()).test_client()
         series = {
             dict(labels)["event_type"]
-            for (name, labels), _ in scrape(client).items()
-            if name == f"{P}_events_settled_total"
+            for (name, labels), _ in parse_metrics(client.get("/metrics").data.decode()).items()
+            if name == "voucherify_ingest_events_settled_total"
         }
         assert series == {"other", "voucher.created"}
 
