@@ -137,3 +137,13 @@ def configure_logging(level: str = "INFO", *, redact: Iterable[str] = ()) -> Non
     handler.setFormatter(JsonFormatter(redact=(*known, *redact)))
     root.setLevel(level)
     logging.captureWarnings(True)
+
+
+def warn_if_unsigned(settings: Settings, component: str) -> None:
+    """Log a warning when deliveries are accepted unsigned: said at every start, never only once."""
+    if not settings.webhook_secrets:
+        logging.getLogger("ingest.security").warning(
+            "VOUCHERIFY_ALLOW_UNSIGNED=1 and no VOUCHERIFY_WEBHOOK_SECRETS: anyone who can reach the intake "
+            "can submit events; for development only",
+            extra={"component": component, "reason": "unsigned_mode"},
+        )

@@ -52,6 +52,9 @@ class Settings:
     notify_from: str = "vouchers@localhost"
     admin_token: str | None = None
     max_body_bytes: int = 1024 * 1024
+    # The compact-form signature fallback is tried only for bodies up to this size (0: never), so a forged
+    # signature on a large pretty-printed body costs one HMAC, not a pass over it. Real payloads: < 10 KiB.
+    signature_fallback_max_bytes: int = 256 * 1024
     # Longer than Voucherify's retry span (~1.5 days), so a late retry is still recognised.
     dedup_window_s: int = 72 * 3600
     # An event not picked up (or not finished) this long after its last hand-off is re-enqueued.
@@ -93,6 +96,7 @@ class Settings:
             notify_from=_email(env, "NOTIFY_FROM", "vouchers@localhost"),
             admin_token=env.get("ADMIN_TOKEN") or None,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1),
+            signature_fallback_max_bytes=_int(env, "SIGNATURE_FALLBACK_MAX_BYTES", 256 * 1024, minimum=0),
             dedup_window_s=_int(env, "DEDUP_WINDOW_SECONDS", 72 * 3600, minimum=1),
             outbox_lease_s=_int(env, "OUTBOX_LEASE_SECONDS", 120, minimum=5),
             reconcile_interval_s=_float(env, "RECONCILE_INTERVAL_SECONDS", 5.0, minimum=0.1),

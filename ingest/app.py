@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from core.logs import configure_logging, secrets_of
+from core.logs import configure_logging, secrets_of, warn_if_unsigned
 from core.queue import TaskQueue
 from core.settings import Settings
 from core.store import EventStore
@@ -23,9 +23,11 @@ def create_app(
     settings = settings or Settings.from_env()
     settings.require_secrets()
     configure_logging(settings.log_level, redact=secrets_of(settings))
+    warn_if_unsigned(settings, "intake")
 
     app = Flask("ingest", static_folder=None)
-    # Werkzeug answers 413 before reading a body over the limit, chunked or not.
+    # For the admin API's JSON bodies. The intake reads and bounds webhook bodies itself (views._read_body):
+    # under a server that terminates the input stream, Werkzeug's limit silently truncates a chunked body.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     svc = Services(

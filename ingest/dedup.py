@@ -9,16 +9,22 @@ a hash of the body (VOUCHERIFY.md §5).
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
+from core import jsonguard
 
-def dedup_key(body: bytes, path_source: str = "") -> str:
-    """The dedup key of a delivery (the intake computes it without validating anything)."""
-    try:
-        doc: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        doc = None
+
+def dedup_key(body: bytes, path_source: str = "", *, doc: Any = jsonguard.NOT_PARSED) -> str:
+    """The dedup key of a delivery (the intake computes it without validating anything).
+
+    `doc` is the body's parse when the caller already has it (the signature fallback does), so a body is
+    parsed at most once per request.
+    """
+    if doc is jsonguard.NOT_PARSED:
+        try:
+            doc = jsonguard.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            doc = None
     if isinstance(doc, dict):
         event, source = doc.get("event"), doc.get("source")
         event_id = event.get("id") if isinstance(event, dict) else None

@@ -11,7 +11,9 @@ import logging
 import time
 
 from flask import Blueprint, Response, g, jsonify, request
+from werkzeug.wsgi import get_input_stream
 
+from core import jsonguard
 from core.store import StoreUnavailableError
 from ingest import signature
 from ingest.dedup import dedup_key
@@ -36,7 +38,12 @@ def readyz() -> tuple[Response, int]:
     store_ok = svc.store.ping()
     broker_ok = store_ok if svc.settings.broker_url == svc.settings.redis_url else svc.queue.ping()
     ready = store_ok and broker_ok
-    body = jsonify(status="ready" if ready else "unavailable", store=store_ok, broker=broker_ok)
+    body = jsonify(
+        status="ready" if ready else "unavailable",
+        store=store_ok,
+        broker=broker_ok,
+        unsigned=not svc.settings.webhook_secrets,  # accepting anyone's deliveries: say so to every probe
+    )
     return body, 200 if ready else 503
 
 
@@ -48,20 +55,36 @@ def receive(source: str) -> Response | tuple[Response, int] | tuple[Response, in
     svc = services()
     if source and not _valid_source(source):
         return jsonify(error="not_found", message="unknown webhook source"), 404
-    raw = request.get_data(cache=False)  # 413 from Werkzeug past MAX_BODY_BYTES
+    raw = _read_body(svc.settings.max_body_bytes)
+    if raw is None:
+        log.warning("webhook refused", extra={"reason": "too_large", "source": source})
+        return jsonify(
+            error="too_large", message=f"the body is over {svc.settings.max_body_bytes} bytes"
+        ), 413
 
+    doc = jsonguard.NOT_PARSED
     if svc.settings.webhook_secrets:
-        matched = signature.verify(raw, request.headers.get(signature.HEADER), svc.settings.webhook_secrets)
-        if matched is None:
-            reason = "missing_signature" if not request.headers.get(signature.HEADER) else "bad_signature"
-            log.warning("webhook refused", extra={"reason": reason, "source": source, "size": len(raw)})
-            return jsonify(error=reason, message=f"{signature.HEADER} is missing or does not match"), 401
-        verdict = f"secret:{matched}"
+        auth = signature.authenticate(
+            raw,
+            request.headers.get(signature.HEADER),
+            svc.settings.webhook_secrets,
+            fallback_max=svc.settings.signature_fallback_max_bytes,
+        )
+        if auth.secret is None:
+            log.warning("webhook refused", extra={"reason": auth.reason, "source": source, "size": len(raw)})
+            message = (
+                "the signed body names a key twice"
+                if auth.reason == "duplicate_keys"
+                else f"{signature.HEADER} is missing or does not match"
+            )
+            return jsonify(error=auth.reason, message=message), 401
+        # What was signed is what we keep: the compact form when only that matched.
+        raw, doc, verdict = auth.body, auth.doc, f"secret:{auth.secret}"
     else:
         verdict = "unsigned"
     g.secret_verdict = verdict  # counted by ingest.metrics, as are the outcome and a failed enqueue below
 
-    key = dedup_key(raw, source)
+    key = dedup_key(raw, source, doc=doc)
     try:
         event_id, created = svc.store.accept(
             raw,
@@ -102,6 +125,27 @@ def receive(source: str) -> Response | tuple[Response, int] | tuple[Response, in
     )
     # Rendered by hand: ids are [A-Za-z0-9_] only, and this is the one answer on the hot path.
     return Response(f'{{"id":"{event_id}","status":"{status}"}}\n', 202, mimetype="application/json")
+
+
+def _read_body(limit: int) -> bytes | None:
+    """The request body, or None when it is over `limit` bytes; reads at most limit + 1 bytes.
+
+    Not Werkzeug's MAX_CONTENT_LENGTH: with a server that sets `wsgi.input_terminated` (gunicorn does, for
+    chunked bodies) it stops reading at the limit without an error, and the prefix looked like the body.
+    """
+    if (request.content_length or 0) > limit:
+        return None
+    # The server terminates the stream (or Werkzeug bounds it by Content-Length): reading cannot hang.
+    stream = get_input_stream(request.environ, max_content_length=None)
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return None if size > limit else b"".join(chunks)
 
 
 def _valid_source(source: str) -> bool:

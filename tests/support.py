@@ -290,8 +290,15 @@ def parse_metrics(text: str) -> Samples:
 
 
 def sample(metrics: Samples, name: str, **labels: str) -> float:
-    """One sample's value from parse_metrics' result; 0 when the series is absent."""
-    return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
+    """One sample's value from parse_metrics' result; an absent series fails the test.
+
+    Absent is not zero: a `== 0` check must not pass because the series disappeared.
+    """
+    key = (name, tuple(sorted(labels.items())))
+    if key not in metrics:
+        near = sorted(str(dict(k[1])) for k in metrics if k[0] == name)
+        raise AssertionError(f"no series {name}{dict(labels)}; {name} has: {near or 'no series at all'}")
+    return metrics[key]
 
 
 def start_worker(

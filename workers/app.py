@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from celery import Celery
 
-from core.logs import configure_logging, secrets_of
+from core.logs import configure_logging, secrets_of, warn_if_unsigned
 from core.queue import RECONCILE, REPLAY_QUEUE, celery_config
 from core.settings import Settings
 from schemas import fastpath
@@ -23,6 +23,7 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     """Build the worker app. Reads the environment only when no settings are passed."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, redact=secrets_of(settings))
+    warn_if_unsigned(settings, "worker")
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     fastpath.configure(settings.schema_fast_path)
     app = WorkerApp("workers", set_as_current=True)

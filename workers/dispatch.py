@@ -133,8 +133,9 @@ def forward_action(destination: str) -> str:
 
 
 def designer_actions_for(source: str, settings: Settings) -> tuple[str, ...]:
-    """The actions a Payload-designer body from distribution endpoint `source` goes to (forwards only:
-    no other action can read a body whose shape the user designed)."""
+    """The actions a Payload-designer body from `source` goes to: a distribution endpoint's name, or the
+    `source.id` of a distribution's body on the main URL (forwards only: no other action can read a body
+    whose shape the user designed)."""
     return tuple(
         forward_action(d.name) for d in settings.forward_destinations if source and source in d.sources
     )

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core import jsonguard
 from core.logs import log_context
 from core.settings import Settings
 from core.states import TERMINAL, ActionState, ActionStatus, Status
@@ -55,7 +56,12 @@ def parse(raw: bytes) -> ParsedEvent:
     DesignerPayloadError subclass: that is what a distribution's Payload designer sends.
     """
     try:
-        payload = json.loads(raw)
+        payload = jsonguard.loads(raw)
+    except jsonguard.TooDeepError as exc:
+        # Checked before parsing: json and Marshmallow would recurse once per level (RecursionError).
+        raise InvalidPayloadError(
+            "body nested too deeply", {"_schema": [str(exc)]}, reason="too_deep"
+        ) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidPayloadError(
             "body is not JSON", {"_schema": [f"Body is not valid JSON: {exc}"]}, reason="not_json"
@@ -92,10 +98,11 @@ def process_event(event_id: str, rt: Runtime) -> str:
     try:
         parsed = parse(ev.raw)
     except DesignerPayloadError as exc:
-        if ev.source:
-            return run_designer(ev, exc, rt, states)
-        # Project-settings webhooks cannot be reshaped: on the main URL this is a defect.
-        return settle(rt, ev, Status.INVALID, reason=exc.reason, errors=exc.messages)
+        source = ev.source or _body_source(ev.raw)
+        if source is None:
+            # Project-settings webhooks are never reshaped: on the main URL this is a defect.
+            return settle(rt, ev, Status.INVALID, reason=exc.reason, errors=exc.messages)
+        return run_designer(ev, exc, rt, states, source=source)
     except InvalidPayloadError as exc:
         return settle(rt, ev, Status.INVALID, reason=exc.reason, errors=exc.messages)
     return run_actions(ev, parsed, rt, states)
@@ -145,9 +152,29 @@ def settle(
     return str(status)
 
 
-def run_designer(ev: StoredEvent, exc: DesignerPayloadError, rt: Runtime, states: ActionStates) -> str:
-    """A Payload-designer body from a distribution endpoint: forwarded where configured, else ignored."""
-    names = dispatch.designer_actions_for(ev.source, rt.settings)
+def _body_source(raw: bytes) -> str | None:
+    """The `source.id` of a body that says it comes from a distribution, else None.
+
+    Only that claim routes a Payload-designer body on the main URL: a project-settings webhook is never
+    reshaped, and a body that says nothing of itself (no envelope) stays a defect there.
+    """
+    try:
+        doc = jsonguard.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    source = doc.get("source") if isinstance(doc, dict) else None
+    if not isinstance(source, dict) or source.get("object") != "distribution":
+        return None
+    ident = source.get("id")
+    return ident if isinstance(ident, str) and ident else None
+
+
+def run_designer(
+    ev: StoredEvent, exc: DesignerPayloadError, rt: Runtime, states: ActionStates, *, source: str = ""
+) -> str:
+    """A Payload-designer body (from a distribution endpoint, or a distribution's body on the main URL,
+    known by its `source.id`): forwarded where configured, else ignored."""
+    names = dispatch.designer_actions_for(source or ev.source, rt.settings)
     if not names:
         return settle(rt, ev, Status.IGNORED, reason=exc.reason, errors=exc.messages)
     return _run(Work(ev, None, _designer_type(ev.raw)), names, rt, states)
@@ -155,9 +182,9 @@ def run_designer(ev: StoredEvent, exc: DesignerPayloadError, rt: Runtime, states
 
 def _designer_type(raw: bytes) -> str:
     try:
-        event = json.loads(raw).get("event")
+        event = jsonguard.loads(raw).get("event")
         return event["type"] if isinstance(event, dict) and isinstance(event.get("type"), str) else ""
-    except (ValueError, AttributeError):
+    except (ValueError, UnicodeDecodeError, AttributeError):
         return ""
 
 

@@ -9,10 +9,12 @@ Keys (prefix `vw` by default; one Redis database per deployment):
     {p}:dd:{key}       string dedup claim -> event id, expires after the dedup window
     {p}:all            zset   every event id, scored by received_at (listing, newest first)
     {p}:st:{status}    zset   event ids per status, scored by received_at
-    {p}:ty:{type}      zset   event ids per event type, scored by received_at
+    {p}:ty:{type}      zset   event ids per event type, scored by received_at; a type Voucherify does not
+                              document is indexed as `other` (schemas.event_types), so senders cannot grow
+                              the keyspace; the document keeps the real string
     {p}:outbox         zset   event ids that still need a worker, scored by when to (re)try them
     {p}:once:{key}     string side-effect reservations ("pending:<holder>" while running, "done:<holder>")
-    {p}:types          set    every event type that has a {p}:ty:{type} index (so a sweep can find them)
+    {p}:types          set    every type label that has a {p}:ty:{type} index (so a sweep can find them)
     {p}:metrics        hash   worker-side counters (settled events, action attempts, latency buckets); kept
                               by the scripts below, so every worker process and machine adds to one place
     {p}:prune:cursor   string where the retention sweep (`prune_expired`) left off

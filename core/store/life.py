@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from core.states import STATUSES, TERMINAL, ActionState, ActionStatus, Status
 from core.store.base import Done, StoreBase, StoredEvent
+from schemas import event_types
 
 
 class EventLife(StoreBase):
@@ -83,6 +84,9 @@ class EventLife(StoreBase):
             args += [name, _dump(state), str(state.status)]
         for d in done:
             args += [d.key, f"done:{d.holder}", d.ttl]
+        if "event_type" in fields:
+            # Indexes and counters use the label: a sender's made-up types all count as `other`.
+            fields["type_label"] = event_types.label(str(fields["event_type"]))
         args += [str(x) for kv in fields.items() for x in kv]
         old = self._patiently(lambda: self.script("set_status")(args=args), done)
         return old.decode() if old else None

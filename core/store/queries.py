@@ -9,6 +9,7 @@ from typing import Any
 
 from core.states import STATUSES
 from core.store.base import StoreBase, StoredEvent, iso
+from schemas import event_types
 
 
 @dataclass
@@ -76,10 +77,12 @@ class Queries(StoreBase):
         index = (
             f"{self.p}:st:{status}"
             if status
-            else f"{self.p}:ty:{event_type}"
+            else f"{self.p}:ty:{event_types.label(event_type)}"
             if event_type
             else f"{self.p}:all"
         )
+        # Every type in the `other` index matches a filter on `other` itself.
+        type_filter = event_type if event_type and event_type != event_types.OTHER else None
         lo = "-inf" if since is None else repr(since)
         hi = "+inf" if until is None else repr(until)
         offset = 0
@@ -99,7 +102,9 @@ class Queries(StoreBase):
                 if st is None:
                     gone.append(i)
                     continue
-                if (status and st.decode() != status) or (event_type and (ty or b"").decode() != event_type):
+                if (status and st.decode() != status) or (
+                    type_filter and (ty or b"").decode() != type_filter
+                ):
                     continue
                 yield i
             offset += len(ids)

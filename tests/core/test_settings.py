@@ -15,6 +15,7 @@ class TestFromEnv:
         assert s.admin_token is None
         assert s.max_body_bytes == 1024 * 1024
         assert s.dedup_window_s == 72 * 3600
+        assert s.signature_fallback_max_bytes == 256 * 1024
 
     def test_secrets_are_comma_separated_and_trimmed(self):
         s = Settings.from_env({"VOUCHERIFY_WEBHOOK_SECRETS": " new , old,, "})
@@ -31,6 +32,7 @@ class TestFromEnv:
         [
             ("MAX_BODY_BYTES", "lots"),
             ("MAX_BODY_BYTES", "0"),
+            ("SIGNATURE_FALLBACK_MAX_BYTES", "-1"),
             ("REDIS_URL", "http://localhost"),
             ("SMTP_URL", "mail.example.com"),
             ("SMTP_URL", "smtp://host:notaport"),

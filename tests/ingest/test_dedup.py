@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from ingest.dedup import dedup_key
 
 
@@ -39,3 +41,11 @@ class TestDedupKey:
         assert dedup_key(b"[1,2]") == dedup_key(b"[1,2]")
         assert dedup_key(b"[1,2]") != dedup_key(b"[1, 2]")
         assert dedup_key(body({"data": {}})).startswith("sha256:")
+
+
+class TestHostileBodies:
+    @pytest.mark.parametrize(
+        "raw", [b"[" * 100_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000], ids=["arrays", "objects"]
+    )
+    def test_deep_body_gets_a_hash_key_not_a_recursion_error(self, raw):
+        assert dedup_key(raw).startswith("sha256:")

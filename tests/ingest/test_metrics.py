@@ -195,3 +195,14 @@ class TestWorkerSeries:
         m = scrape(client)
         assert sample(m, f"{P}_oldest_unfinished_age_seconds") == 0
         assert sample(m, f"{P}_outbox_events") == 0
+
+
+class TestSampleHelper:
+    def test_absent_series_fails_instead_of_reading_zero(self):
+        """tests.support.sample: a `== 0` check must not pass because the series is gone."""
+        m = parse_metrics('# TYPE x gauge\nx{a="1"} 0.0\n')
+        assert sample(m, "x", a="1") == 0
+        with pytest.raises(AssertionError, match="no series x"):
+            sample(m, "x", a="2")
+        with pytest.raises(AssertionError, match="no series y"):
+            sample(m, "y")

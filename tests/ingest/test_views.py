@@ -134,7 +134,7 @@ class TestRefused:
         body, headers = signed({"pad": "x" * 2000})
         resp = app.test_client().post("/webhooks/voucherify", data=body, headers=headers)
         assert resp.status_code == 413
-        assert resp.json["error"] == "request_entity_too_large"
+        assert resp.json["error"] == "too_large"
         assert store.counts()["queued"] == 0
 
     def test_store_down_is_503_with_retry_after(self, tmp_path, queue):
@@ -165,7 +165,13 @@ class TestHealth:
     def test_readyz_when_store_answers(self, client):
         resp = client.get("/readyz")
         assert resp.status_code == 200
-        assert resp.json == {"status": "ready", "store": True, "broker": True}
+        assert resp.json == {"status": "ready", "store": True, "broker": True, "unsigned": False}
+
+    def test_readyz_reports_unsigned_mode(self, settings, store, queue):
+        """Accepting unsigned deliveries is visible to whatever probes readiness."""
+        app = create_app(settings.with_(webhook_secrets=(), allow_unsigned=True), store=store, queue=queue)
+        resp = app.test_client().get("/readyz")
+        assert (resp.status_code, resp.json["unsigned"]) == (200, True)
 
     def test_readyz_when_store_is_down(self, tmp_path, queue):
         from tests.support import free_port
@@ -176,6 +182,13 @@ class TestHealth:
 
 
 class TestCreateApp:
+    def test_unsigned_mode_warns_at_every_start(self, settings, store, queue, caplog):
+        """Unsigned mode is loud: a warning naming the variable each time an app is built."""
+        for _ in range(2):
+            create_app(settings.with_(webhook_secrets=(), allow_unsigned=True), store=store, queue=queue)
+        warnings = [r for r in caplog.records if "VOUCHERIFY_ALLOW_UNSIGNED" in r.getMessage()]
+        assert [r.levelname for r in warnings] == ["WARNING", "WARNING"]
+
     def test_refuses_to_start_without_secret(self, settings):
         from core.settings import ConfigError
 
@@ -217,3 +230,69 @@ class TestStoreFull:
             assert resp.headers["Retry-After"] == "5"
         finally:
             server.stop()
+
+
+class TestOneSignatureOneBody:
+    """A captured signature authenticates the bytes Voucherify signed, and no other spelling of them."""
+
+    @staticmethod
+    def post(client, body, headers, source=""):
+        path = "/webhooks/voucherify" + (f"/{source}" if source else "")
+        return client.post(path, data=body, headers=headers)
+
+    def test_pretty_printed_body_is_stored_as_the_signed_compact_bytes(self, client, store):
+        """The whitespace fallback stores (so processes and forwards) what was signed, not the wire form."""
+        doc = envelope()
+        compact, headers = signed(doc)
+        resp = self.post(client, json.dumps(doc, indent=2).encode(), headers)
+        assert resp.status_code == 202
+        assert store.load(resp.json["id"]).raw == compact
+        assert store.r.hget(store.key("ev", resp.json["id"]), "size") == str(len(compact)).encode()
+
+    def test_designer_body_respelled_with_whitespace_is_a_duplicate(self, client):
+        """Without ids the dedup key is the body's hash: of the signed bytes, so re-spellings collide."""
+        doc = examples.load("customer.publication.succeeded-3")
+        compact, headers = signed(doc)
+        first = self.post(client, compact, headers, "newsletter")
+        again = self.post(client, json.dumps(doc, indent=1).encode(), headers, "newsletter")
+        assert (first.json["status"], again.json["status"]) == ("queued", "duplicate")
+        assert again.json["id"] == first.json["id"]
+
+    @pytest.mark.parametrize(
+        ("signed_bytes", "variant"),
+        [
+            (b'{"to":"alex@example.com"}', b'{"to":"\\u0061lex@example.com"}'),
+            (b'{"amount":1.5}', b'{"amount":1.50}'),
+            (b'{"amount":1.5}', b'{"amount":15e-1}'),
+            (b'{"to":"good"}', b'{"to":"evil","to":"good"}'),
+            (b'{"to":"good"}', '{"to":"good"}'.encode("utf-16")),
+        ],
+        ids=["u-escape", "trailing-zero", "exponent", "duplicate-key", "utf-16"],
+    )
+    def test_other_spellings_of_a_signed_body_are_refused(self, client, store, signed_bytes, variant):
+        """\\u escapes, number spellings, a duplicate key that loses on parse, another encoding: all 401."""
+        headers = {"Content-Type": "application/json", signature.HEADER: signature.sign(SECRET, signed_bytes)}
+        resp = self.post(client, variant, headers)
+        assert (resp.status_code, resp.json["error"]) == (401, "bad_signature")
+        assert store.counts()["queued"] == 0
+
+    def test_signed_body_with_duplicate_keys_is_refused_with_its_reason(self, client, store):
+        """Even when the compact form matches, an object naming a key twice is ambiguous: 401."""
+        compact = b'{"to":"evil","to":"good"}'
+        headers = {"Content-Type": "application/json", signature.HEADER: signature.sign(SECRET, compact)}
+        resp = self.post(client, b'{"to": "evil", "to": "good"}', headers)
+        assert (resp.status_code, resp.json["error"]) == (401, "duplicate_keys")
+        assert store.counts()["queued"] == 0
+
+    def test_compact_fallback_is_bounded_by_size(self, settings, store, queue):
+        """Past SIGNATURE_FALLBACK_MAX_BYTES only the raw bytes are checked (0 turns the fallback off)."""
+        doc = envelope()
+        compact, headers = signed(doc)
+        pretty = json.dumps(doc, indent=2).encode()
+        for limit, expected in ((len(pretty), 202), (len(pretty) - 1, 401), (0, 401)):
+            app = create_app(settings.with_(signature_fallback_max_bytes=limit), store=store, queue=queue)
+            resp = app.test_client().post("/webhooks/voucherify", data=pretty, headers=headers)
+            assert resp.status_code == expected, limit
+        assert (
+            app.test_client().post("/webhooks/voucherify", data=compact, headers=headers).status_code == 202
+        )

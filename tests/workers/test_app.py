@@ -1,3 +1,4 @@
+import pytest
 import redis
 
 from core.queue import LIVE_QUEUE, PROCESS_EVENT, REPLAY_QUEUE, TaskQueue
@@ -26,3 +27,23 @@ class TestQueues:
             (LIVE_QUEUE, LIVE_QUEUE),
             (REPLAY_QUEUE, REPLAY_QUEUE),
         ]
+
+
+class TestUnsignedMode:
+    @pytest.mark.integration
+    def test_worker_warns_at_start(self, redis_url, tmp_path):
+        """A real worker started in unsigned mode says so in its log, as a JSON warning."""
+        import json
+
+        from tests.support import start_worker, worker_env
+
+        env = worker_env(
+            redis_url, DATA_DIR=str(tmp_path), VOUCHERIFY_WEBHOOK_SECRETS="", VOUCHERIFY_ALLOW_UNSIGNED="1"
+        )
+        proc = start_worker(env, tmp_path / "worker.log", concurrency=1, beat=False, quiet=True)
+        try:
+            lines = [json.loads(x) for x in proc.output().splitlines() if '"unsigned_mode"' in x]
+        finally:
+            proc.stop()
+        assert lines
+        assert {(x["level"], x["component"]) for x in lines} == {("warning", "worker")}

@@ -5,7 +5,10 @@ import socket
 import time
 from email.utils import formatdate
 
+import hypothesis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core import examples
 from core.settings import ForwardDestination
@@ -92,9 +95,43 @@ class TestVerify:
         good = sign(DEST_SECRET, self.BODY, t).rpartition("v1=")[2]
         assert verify(DEST_SECRET, f"t={t},v1={'0' * 64},v1={good}", self.BODY)
 
-    @pytest.mark.parametrize("header", [None, "", "v1=abc", "t=abc,v1=abc", "t=1,t=2,v1=abc", "garbage"])
+    @pytest.mark.parametrize(
+        "header",
+        [
+            None,
+            "",
+            "v1=abc",
+            "t=abc,v1=abc",
+            "t=1,t=2,v1=abc",
+            "garbage",
+            "t=\u00b2,v1=abc",  # a digit to str.isdigit(), not to int()
+            "t=" + "9" * 5000 + ",v1=abc",  # past int()'s digit limit
+            "t=" + "9" * 400 + ",v1=abc",  # too large for a float
+            f"t={int(time.time())},v1=\u00e9" + "0" * 63,  # non-ASCII: compare_digest raises on str
+        ],
+    )
     def test_malformed_header_is_refused(self, header):
         assert not verify(DEST_SECRET, header, self.BODY)
+
+    @hypothesis.settings(max_examples=300, deadline=None)
+    @given(header=st.one_of(st.none(), st.text(), st.binary().map(lambda b: b.decode("latin-1"))))
+    def test_never_raises(self, header):
+        """Whatever a receiver is handed as the header, verify() answers False, never an exception."""
+        assert verify(DEST_SECRET, header, self.BODY) is False
+
+    @hypothesis.settings(max_examples=300, deadline=None)
+    @given(
+        t=st.one_of(
+            st.text(max_size=20),
+            st.integers().map(str),
+            st.text(alphabet=st.characters(categories=["Nd", "No"]), min_size=1, max_size=600),
+        ),
+        macs=st.lists(st.text(max_size=70), max_size=3),
+    )
+    def test_never_raises_on_well_shaped_headers(self, t, macs):
+        """Shaped like ours (t=..., v1=...), with anything in the values: False, never an exception."""
+        header = ",".join([f"t={t}", *(f"v1={m}" for m in macs)])
+        assert verify(DEST_SECRET, header, self.BODY, now=0) in (False, True)
 
 
 class TestStatusMapping:

@@ -154,6 +154,19 @@ class TestProcessEvent:
         assert store.document(event_id)["errors"]["data"]["customer"]["email"]
         assert mailer.sent == []
 
+    @pytest.mark.parametrize(
+        "raw",
+        [b"[" * 100_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000],
+        ids=["100k-arrays", "10k-objects"],
+    )
+    def test_deeply_nested_body_is_invalid_too_deep(self, runtime, store, raw):
+        """No RecursionError: a body nested past the bound is quarantined, never crashed on or retried."""
+        event_id = deliver(store, raw)
+        assert pipeline.process_event(event_id, runtime) == "invalid"
+        doc = store.document(event_id)
+        assert doc["reason"] == "too_deep"
+        assert doc["errors"]
+
     def test_missing_event_is_reported(self, runtime):
         assert pipeline.process_event("evt_nope", runtime) == "missing"
 
@@ -378,8 +391,40 @@ class TestDistributionEndpoints:
         assert "event" in doc["errors"]
 
     def test_raw_designer_body_on_the_main_url_is_invalid(self, runtime, store):
-        """Project-settings webhooks cannot be reshaped: there the same body is a defect."""
+        """A body that says nothing of where it comes from (no envelope) is judged as a project-settings
+        webhook on the main URL: a defect."""
         event_id = deliver(store, examples.load("customer.publication.succeeded-3"))
+        assert pipeline.process_event(event_id, runtime) == "invalid"
+
+    def test_distribution_body_on_the_main_url_is_ignored_not_invalid(self, runtime, store):
+        """A real distribution delivery (source.object "distribution", free-text type, designer-shaped
+        data) sent to the URL the README says to paste everywhere is recognised from its body."""
+        doc = examples.example_envelope("customer.publication.succeeded-2")
+        event_id = deliver(store, doc)
+        assert pipeline.process_event(event_id, runtime) == "ignored"
+        d = store.document(event_id)
+        key = f"ev:{doc['source']['id']}:{doc['event']['id']}"
+        assert (d["reason"], d["dedup_key"]) == ("payload_designer", key)
+
+    def test_distribution_body_on_the_main_url_is_forwarded_by_its_source_id(self, runtime, store):
+        """FORWARD_<NAME>_SOURCES may name the distribution's source.id: its main-URL bodies go there."""
+        from core.settings import ForwardDestination
+
+        doc = examples.example_envelope("customer.publication.succeeded-2")
+        dest = ForwardDestination("crm", "http://127.0.0.1:9/x", sources=(doc["source"]["id"],))
+        runtime.settings = runtime.settings.with_(forward_destinations=(dest,))
+        seen = []
+        runtime.actions = {"forward:crm": lambda ctx: seen.append(ctx) or OK}
+        event_id = deliver(store, doc)
+        assert pipeline.process_event(event_id, runtime) == "processed"
+        (ctx,) = seen
+        assert ctx.raw == json.dumps(doc).encode()
+
+    def test_project_webhook_with_malformed_data_on_the_main_url_is_invalid(self, runtime, store):
+        """Project-settings webhooks are never reshaped: one claiming to be that with bad data is a defect."""
+        doc = examples.example_envelope("customer.publication.succeeded-2")
+        doc["source"] = {"id": "wh_1", "object": "webhook"}
+        event_id = deliver(store, doc)
         assert pipeline.process_event(event_id, runtime) == "invalid"
 
     def test_broken_envelope_from_a_source_is_still_invalid(self, runtime, store):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 
 import urllib3
@@ -21,6 +22,7 @@ from workers.actions import ActionContext, ActionResult, once
 from workers.errors import PermanentError, TransientError
 
 SIGNATURE_HEADER = "X-Voucherify-Ingest-Signature"
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # unix seconds, ASCII digits only
 RESERVATION_S = 60  # how long a forward in progress (or a crashed forwarder) keeps others off it
 
 
@@ -33,20 +35,26 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 def verify(
     secret: str, header: str | None, body: bytes, *, tolerance: float = 300.0, now: float | None = None
 ) -> bool:
-    """What a receiver does: True if `header` signs `body` with `secret` within `tolerance` seconds of now."""
-    if not header:
+    """What a receiver does: True if `header` signs `body` with `secret` within `tolerance` seconds of now.
+
+    Any malformed header is False, never an exception: receivers call this on input from anyone.
+    """
+    if not header or not isinstance(header, str):
         return False
     parts = [p.partition("=") for p in header.split(",")]
-    stamps = [v for k, _, v in parts if k.strip() == "t"]
+    stamps = [v.strip() for k, _, v in parts if k.strip() == "t"]
     macs = [v.strip() for k, _, v in parts if k.strip() == "v1"]
-    if len(stamps) != 1 or not macs or not stamps[0].strip().isdigit():
+    # ASCII digits only, and few of them: str.isdigit() also takes "²" (int() does not), and a long enough
+    # number exceeds int()'s digit limit or a float's range.
+    if len(stamps) != 1 or not macs or not _TIMESTAMP.fullmatch(stamps[0]):
         return False
     timestamp = int(stamps[0])
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         return False
-    expected = sign(secret, body, timestamp).rpartition("v1=")[2]
-    # Every v1 is compared (a sender may list several during a secret rotation), in constant time.
-    return any(hmac.compare_digest(expected, mac) for mac in macs)
+    expected = sign(secret, body, timestamp).rpartition("v1=")[2].encode()
+    # Every v1 is compared (a sender may list several during a secret rotation), in constant time; as bytes,
+    # because compare_digest refuses str with non-ASCII characters.
+    return any(hmac.compare_digest(expected, mac.encode("utf-8", "surrogatepass")) for mac in macs)
 
 
 class Forwarder:

@@ -2,8 +2,10 @@
 -- states (and counts each attempt's outcome), records side effects as done, moves the status and type
 -- indexes, sets document fields, schedules or removes the outbox entry, and starts the retention clock on
 -- a terminal status. Reaching a terminal status is counted in {p}:metrics here too, so the counters cost no
--- extra round trip and add up across every worker: settled|<status>|<type>, and on an event's first
+-- extra round trip and add up across every worker: settled|<status>|<type label>, and on an event's first
 -- settlement only (a replay of a week-old event says nothing about latency) latency|<le> and latency_sum.
+-- The type indexes and counters use the `type_label` field (schemas.event_types.label), never `event_type`:
+-- a sender's made-up types all land in `other`.
 -- KEYS: none (names are built from the prefix: a single Redis node or Sentinel, not Cluster)
 -- ARGV: 1 key prefix, 2 event id, 3 new status, 4 now,
 --       5 outbox: '' keep, '-' remove, else the due time,
@@ -41,14 +43,14 @@ end
 redis.call('HSET', ev, 'status', new, 'updated_at', ARGV[4])
 for i = n, #ARGV, 2 do
   redis.call('HSET', ev, ARGV[i], ARGV[i + 1])
-  if ARGV[i] == 'event_type' and ARGV[i + 1] ~= '' then
+  if ARGV[i] == 'type_label' and ARGV[i + 1] ~= '' then
     redis.call('ZADD', p .. ':ty:' .. ARGV[i + 1], score, id)
     redis.call('SADD', p .. ':types', ARGV[i + 1])
   end
 end
 if TERMINAL[new] and old ~= new then
   local m = p .. ':metrics'
-  local ty = redis.call('HGET', ev, 'event_type') or ''
+  local ty = redis.call('HGET', ev, 'type_label') or ''
   redis.call('HINCRBY', m, 'settled|' .. new .. '|' .. ty, 1)
   if redis.call('HSETNX', ev, 'settled_at', ARGV[4]) == 1 then
     local lat = math.max(0, tonumber(ARGV[4]) - tonumber(score))
