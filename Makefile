@@ -21,21 +21,24 @@ install: $(BIN)/voucherify-ingest ## create .venv and install the service with i
 run: install ## install, then run intake + worker + reconciler on the embedded store (Ctrl-C stops all)
 	$(BIN)/voucherify-ingest run
 
-test: install ## install, then lint and run the whole test suite
+test: install ## install, then lint, type-check and run the whole test suite with branch coverage
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/mypy
+	$(BIN)/python -m pytest --cov --cov-report=
+	@echo "branch coverage (in-process): $$($(BIN)/coverage report --format=total)%"
 
-lint: install ## ruff check + format check
+lint: install ## ruff check + format check + mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 fmt: install ## format and fix what ruff can
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean: ## remove the virtualenv and caches (not ./var, which holds local data)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .mypy_cache .coverage
 
 bench: install ## full benchmark (~10 min): intake and pipeline vs Flask/Celery ceilings -> docs/benchmarks.md
 	$(BIN)/python -m benchmarks.run

@@ -22,11 +22,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
     store = common.store()
     counts = store.counts()
     oldest = store.oldest_unfinished()
-    out = {
+    queues = queue_lengths(TaskQueue(store.settings).celery)
+    out: dict[str, Any] = {
         "counts": counts,
         "outbox": store.outbox_size(),
         # Messages waiting in the broker, per queue; null when the broker does not answer.
-        "queues": queue_lengths(TaskQueue(store.settings).celery),
+        "queues": queues,
         "oldest_unfinished_age_s": round(time.time() - oldest, 1) if oldest else None,
     }
     if args.json:
@@ -35,10 +36,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for status, n in counts.items():
         print(f"{status:<11} {n}")
     print(f"{'outbox':<11} {out['outbox']}")
-    if out["queues"] is None:
+    if queues is None:
         print(f"{'queues':<11} broker unreachable")
     else:
-        for name, n in out["queues"].items():
+        for name, n in queues.items():
             print(f"{'queue ' + name:<11} {n}")
     age = out["oldest_unfinished_age_s"]
     print(f"{'oldest':<11} {'-' if age is None else f'{age}s'}")

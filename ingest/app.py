@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from core.logs import configure_logging, secrets_of, warn_if_unsigned
@@ -29,7 +30,9 @@ def create_app(
     # For the admin API's JSON bodies. The intake reads and bounds webhook bodies itself (views._read_body):
     # under a server that terminates the input stream, Werkzeug's limit silently truncates a chunked body.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False
+    json = DefaultJSONProvider(app)
+    json.sort_keys = False  # answers keep the order the code builds them in
+    app.json = json
     svc = Services(
         settings=settings,
         store=store or EventStore.from_settings(settings, timeout=2.0),
@@ -42,8 +45,8 @@ def create_app(
     metrics.init_app(app, settings, svc.store, getattr(svc.queue, "celery", None))
 
     @app.errorhandler(HTTPException)
-    def json_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def json_error(exc: HTTPException) -> tuple[Response, int]:
         # One JSON error shape everywhere, so senders and scripts can read the reason.
-        return jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description), exc.code
+        return jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description), exc.code or 500
 
     return app

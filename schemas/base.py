@@ -86,7 +86,7 @@ def _init_names(model: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(model) if f.init)
 
 
-class _Lean:
+class _Lean(fields.Field):
     """Skips validation when a field has no validators.
 
     marshmallow builds a validator chain (`And(*self.validators)`) for every value it loads, validators or

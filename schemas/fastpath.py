@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing
 from marshmallow.decorators import POST_LOAD
 from marshmallow.error_store import ErrorStore
+from marshmallow.types import UnknownOption
 from marshmallow.utils import set_value
 
 _enabled = True
@@ -57,7 +58,7 @@ class FastLoad(Schema):
         error_store: ErrorStore,
         many: bool = False,
         partial: Any = None,
-        unknown: str = RAISE,
+        unknown: UnknownOption = RAISE,
         index: int | None = None,
     ) -> Any:
         """marshmallow's field loop, minus its per-field overhead on the path every valid payload takes.

@@ -35,6 +35,11 @@ StoreUnavailableError = (
 )
 
 
+def text(value: bytes | str) -> str:
+    """A reply as str (the client answers bytes; redis-py's types say bytes or str)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 @cache
 def lua(name: str) -> str:
     """The text of script `name` (core/store/lua/<name>.lua), read once per process."""
@@ -138,7 +143,7 @@ class StoreBase:
     def drop_from_indexes(self, ids: Sequence[str], index: str) -> None:
         """Drop the ids of expired events from every index (`index` first among them)."""
         # The type of an expired event is gone with it, so its id is dropped from every type index.
-        types = [t.decode() for t in self.r.smembers(f"{self.p}:types")]
+        types = [text(t) for t in self.r.smembers(f"{self.p}:types")]
         pipe = self.r.pipeline(transaction=False)
         for key in {
             index,

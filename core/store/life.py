@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from core.states import STATUSES, TERMINAL, ActionState, ActionStatus, Status
-from core.store.base import Done, StoreBase, StoredEvent
+from core.store.base import Done, StoreBase, StoredEvent, text
 from schemas import event_types
 
 
@@ -94,7 +94,7 @@ class EventLife(StoreBase):
     def actions(self, event_id: str) -> dict[str, ActionState]:
         """Each action's state, by action name."""
         raw = self.r.hgetall(self.key("act", event_id))
-        return {k.decode(): ActionState.from_json(json.loads(v)) for k, v in raw.items()}
+        return {text(k): ActionState.from_json(json.loads(v)) for k, v in raw.items()}
 
     def put_action(self, event_id: str, name: str, state: ActionState, *, count: bool = False) -> None:
         """Save an action's state; with `count`, also count the attempt under its status in {p}:metrics."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from core.states import STATUSES
-from core.store.base import StoreBase, StoredEvent, iso
+from core.store.base import StoreBase, StoredEvent, iso, text
 from schemas import event_types
 
 
@@ -61,7 +61,9 @@ class Queries(StoreBase):
         return _document(ev, acts)
 
     def raw(self, event_id: str) -> bytes | None:
-        return self.r.get(self.key("raw", event_id))
+        """The body exactly as received, or None."""
+        body = self.r.get(self.key("raw", event_id))
+        return body.encode() if isinstance(body, str) else body
 
     def iter_ids(
         self,
@@ -87,13 +89,15 @@ class Queries(StoreBase):
         hi = "+inf" if until is None else repr(until)
         offset = 0
         while True:
-            if newest_first:
-                chunk = self.r.zrevrangebyscore(index, hi, lo, start=offset, num=page)
-            else:
-                chunk = self.r.zrangebyscore(index, lo, hi, start=offset, num=page)
+            chunk = cast(
+                list[bytes],
+                self.r.zrevrangebyscore(index, hi, lo, start=offset, num=page)
+                if newest_first
+                else self.r.zrangebyscore(index, lo, hi, start=offset, num=page),
+            )
             if not chunk:
                 return
-            ids = [c.decode() for c in chunk]
+            ids = [text(c) for c in chunk]
             pipe = self.r.pipeline(transaction=False)
             for i in ids:
                 pipe.hmget(self.key("ev", i), "status", "event_type")
@@ -149,7 +153,7 @@ class Queries(StoreBase):
         """The counters the workers keep in {p}:metrics, summed over every worker process and machine."""
         out = WorkerCounters()
         for key, value in self.r.hgetall(f"{self.p}:metrics").items():
-            kind, _, rest = key.decode().partition("|")
+            kind, _, rest = text(key).partition("|")
             if kind == "settled":
                 status, _, event_type = rest.partition("|")
                 out.settled[(status, event_type)] = int(value)

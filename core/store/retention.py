@@ -4,8 +4,9 @@ index zsets, a bounded slice per reconciler run."""
 from __future__ import annotations
 
 import time
+from typing import cast
 
-from core.store.base import StoreBase
+from core.store.base import StoreBase, text
 
 
 class Retention(StoreBase):
@@ -23,15 +24,19 @@ class Retention(StoreBase):
         # received: anything received more recently is surely alive and not worth a look.
         horizon = now - min(self.settings.retention_processed_s, self.settings.retention_failed_s)
         cursor_key = f"{self.p}:prune:cursor"
-        cursor = (self.r.get(cursor_key) or b"-inf").decode()
+        cursor = text(self.r.get(cursor_key) or b"-inf")
         dropped = seen = 0
         while seen < budget:
             lo = cursor if cursor == "-inf" else f"({cursor}"
-            chunk = self.r.zrangebyscore(f"{self.p}:all", lo, repr(horizon), 0, batch, withscores=True)
+            rows = cast(
+                list[tuple[bytes, float]],
+                self.r.zrangebyscore(f"{self.p}:all", lo, repr(horizon), 0, batch, withscores=True),
+            )
+            chunk: list[tuple[str, float]] = [(text(m), float(score)) for m, score in rows]
             pipe = self.r.pipeline(transaction=False)
             for member, _ in chunk:
-                pipe.exists(self.key("ev", member.decode()))
-            gone = [m.decode() for (m, _), alive in zip(chunk, pipe.execute(), strict=True) if not alive]
+                pipe.exists(self.key("ev", member))
+            gone = [m for (m, _), alive in zip(chunk, pipe.execute(), strict=True) if not alive]
             if gone:
                 self.drop_from_indexes(gone, f"{self.p}:all")
             dropped += len(gone)
@@ -45,7 +50,7 @@ class Retention(StoreBase):
         return dropped
 
     def _forget_empty_types(self) -> None:
-        types = [t.decode() for t in self.r.smembers(f"{self.p}:types")]
+        types = [text(t) for t in self.r.smembers(f"{self.p}:types")]
         pipe = self.r.pipeline(transaction=False)
         for t in types:
             pipe.exists(f"{self.p}:ty:{t}")
