@@ -1,0 +1,59 @@
+"""The Celery tasks: registered under their stable names with our options, and thin over the pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core import examples
+from core.queue import PROCESS_EVENT, RECONCILE
+from core.states import Status
+from ingest.dedup import dedup_key
+from workers import runtime
+from workers.app import create_celery
+
+
+@pytest.fixture
+def app(settings):
+    runtime._cache.clear()  # a Runtime per process: this test's settings, not a previous test's
+    try:
+        yield create_celery(settings)
+    finally:
+        runtime._cache.clear()
+
+
+class TestRegistration:
+    @pytest.mark.parametrize("name", [PROCESS_EVENT, RECONCILE])
+    def test_stable_names_and_at_least_once_options(self, app, name):
+        """Each task is known by the name the intake sends, acks late and keeps no result."""
+        task = app.tasks[name]
+        assert (task.acks_late, task.ignore_result, task.max_retries) == (True, True, 5)
+
+    def test_only_our_tasks_and_celerys_own(self, app):
+        ours = {n for n in app.tasks if not n.startswith("celery.")}
+        assert ours == {PROCESS_EVENT, RECONCILE}
+
+
+class TestThinWrappers:
+    def test_process_event_runs_the_pipeline_on_the_stored_event(self, app, store):
+        """Calling the task's body processes the event by id, exactly as the pipeline function would."""
+        raw = json.dumps(examples.example_envelope("voucher.updated")).encode()
+        event_id, _ = store.accept(raw, dedup_key=dedup_key(raw), headers={}, secret="s")
+        assert app.tasks[PROCESS_EVENT].run(event_id) == Status.IGNORED
+        assert store.document(event_id)["status"] == Status.IGNORED
+
+    def test_process_event_for_an_unknown_id(self, app):
+        assert app.tasks[PROCESS_EVENT].run("evt_nope") == "missing"
+
+    def test_reconcile_hands_over_what_is_due(self, app, store, settings):
+        """The reconciler task claims due outbox entries and sends each to the replay queue."""
+        import redis
+
+        event_id, _ = store.accept(b"{}", dedup_key="k", headers={}, secret="s", now=1.0)
+        store.set_status(event_id, Status.FAILED, outbox=2.0)
+        assert app.tasks[RECONCILE].run() == 1
+        sent = redis.Redis.from_url(settings.redis_url).lrange("replay", 0, -1)
+        assert [json.loads(json.loads(m)["headers"]["argsrepr"].replace("'", '"')) for m in sent] == [
+            [event_id]
+        ]
