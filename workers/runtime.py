@@ -8,7 +8,7 @@ from core.settings import Settings
 from core.store import EventStore
 from workers import dispatch
 from workers.actions import Action
-from workers.actions.notify import NotifyCustomer
+from workers.actions.notify import NotifyCustomer, reservation_for
 from workers.mail import LogMailer, Mailer, SmtpMailer
 from workers.pipeline import Runtime
 
@@ -22,7 +22,13 @@ def build_runtime(
     store = store or EventStore.from_settings(settings)
     if mailer is None:
         mailer = (
-            SmtpMailer(settings.smtp_url, timeout=settings.smtp_timeout_s)
+            SmtpMailer(
+                settings.smtp_url,
+                timeout=settings.smtp_timeout_s,
+                deadline_s=settings.smtp_deadline_s,
+                ca_file=settings.smtp_ca_file,
+                allow_plaintext_auth=settings.smtp_allow_plaintext_auth,
+            )
             if settings.smtp_url
             else LogMailer()
         )
@@ -30,14 +36,16 @@ def build_runtime(
         dispatch.NOTIFY_CUSTOMER: NotifyCustomer(
             mailer,
             sender=settings.notify_from,
-            reservation_ttl=max(30, int(settings.smtp_timeout_s * 3)),
-            remember_s=max(settings.retention_failed_s, settings.dedup_window_s),
+            reservation_ttl=reservation_for(settings.smtp_deadline_s),
+            remember_s=settings.notify_remember_s,
         ),
     }
     from workers.actions.forward import Forwarder
 
     for dest in settings.forward_destinations:
-        actions[dispatch.forward_action(dest.name)] = Forwarder(dest, timeout=settings.forward_timeout_s)
+        actions[dispatch.forward_action(dest.name)] = Forwarder(
+            dest, timeout=settings.forward_timeout_s, remember_s=settings.notify_remember_s
+        )
     return Runtime(settings=settings, store=store, actions=actions)
 
 
