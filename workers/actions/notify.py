@@ -53,7 +53,10 @@ class NotifyCustomer:
         codes = list(dict.fromkeys(v.code for v in getattr(data, "vouchers", ()) if v.code))
         if not codes:
             return ActionResult("skipped", "the event carries no voucher code")
-        pub_id = getattr(publication, "id", None) or f"event:{ctx.event_id}"
+        # Without a publication id, Voucherify's event id: the same in every delivery of the event (ours
+        # differs per source, and for a resend after the dedup window).
+        event_id = ctx.parsed.envelope.event.id if ctx.parsed is not None else ctx.event_id
+        pub_id = getattr(publication, "id", None) or f"event:{event_id}"
         campaign = getattr(getattr(data, "campaign", None), "name", None)
         message = self.compose(email, getattr(customer, "name", None), codes, campaign, pub_id)
         done = once(
