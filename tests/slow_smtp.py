@@ -15,11 +15,13 @@ class SlowSmtp:
     `trickle` sends each reply one byte at a time, `delay` seconds apart (no single read ever times out).
     """
 
-    def __init__(self, delay: float, *, trickle: bool = False) -> None:
+    def __init__(self, delay: float, *, trickle: bool = False, confirm_delay: float = 0.0) -> None:
         self.delay = delay
         self.trickle = trickle
+        self.confirm_delay = confirm_delay  # extra wait before confirming a message (a content scanner, say)
         self.messages: list[bytes] = []
         self.sessions = 0
+        self.active = 0  # sessions still open
         self._lock = threading.Lock()
         outer = self
 
@@ -39,8 +41,13 @@ class SlowSmtp:
             def handle(self) -> None:
                 with outer._lock:
                     outer.sessions += 1
-                with contextlib.suppress(OSError):  # the client gave up on us: what the tests are about
-                    self.converse()
+                    outer.active += 1
+                try:
+                    with contextlib.suppress(OSError):  # the client gave up on us: what the tests are about
+                        self.converse()
+                finally:
+                    with outer._lock:
+                        outer.active -= 1
 
             def converse(self) -> None:
                 self.reply("220 slow.test ESMTP")
@@ -55,9 +62,11 @@ class SlowSmtp:
                         lines = []
                         while (body := self.rfile.readline()) not in (b".\r\n", b""):
                             lines.append(body)
-                        self.reply("250 queued")
+                        # Accepted once received in full (an MTA queues it), whether or not the client hears.
                         with outer._lock:
                             outer.messages.append(b"".join(lines))
+                        time.sleep(outer.confirm_delay)
+                        self.reply("250 queued")
                     elif verb == b"QUIT":
                         self.wfile.write(b"221 bye\r\n")
                         return

@@ -120,11 +120,10 @@ class SmtpMailer:
                 ) from exc2
 
     def _send(self, message: Message, budget: _Budget, *, reused: bool) -> None:
+        conn: _PipeliningSMTP | None = None
         try:
             conn = self._connect(budget)
             refused = conn.send_message(message)
-        except smtplib.SMTPServerDisconnected as exc:
-            raise _ClosedError(str(exc)) from exc
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code == 421 and reused:
                 # "421 timeout, closing": what Postfix says to a connection idle past its limit.
@@ -132,11 +131,20 @@ class SmtpMailer:
             self._refused(exc)
         except smtplib.SMTPRecipientsRefused as exc:
             self._refused(exc)
-        except (smtplib.SMTPException, OSError) as exc:
-            self.close()
-            raise TransientError(
-                f"SMTP connection failed: {type(exc).__name__}", reason=_failure_reason(exc, budget)
-            ) from exc
+        except OSError as exc:  # every SMTPException too: smtplib derives them from OSError
+            if conn is not None and conn.message_out:
+                # The whole message went out and its answer never came (a timeout, the deadline, a reset):
+                # the server may deliver it. Another send on a fresh connection now could only add a copy.
+                self.close()
+                raise TransientError(
+                    "the SMTP server got the message but did not confirm it", reason="smtp_unconfirmed"
+                ) from exc
+            if not isinstance(exc, smtplib.SMTPServerDisconnected):
+                self.close()
+                raise TransientError(
+                    f"SMTP connection failed: {type(exc).__name__}", reason=_failure_reason(exc, budget)
+                ) from exc
+            raise _ClosedError(str(exc)) from exc
         if refused:
             raise PermanentError("recipient refused", reason="smtp_recipient_refused")
 
@@ -304,10 +312,12 @@ class _PipeliningSMTP(smtplib.SMTP):
     """
 
     budget: _Budget | None = None
+    message_out = False  # the current message has been sent in full, ending CRLF "." CRLF
 
     def use(self, budget: _Budget) -> None:
         """Bound everything this connection does from now on by `budget` (one send's deadline)."""
         self.budget = budget
+        self.message_out = False
         if self.sock is not None:
             budget.watch(self.sock.fileno())
 
@@ -326,6 +336,8 @@ class _PipeliningSMTP(smtplib.SMTP):
     def send(self, s: str | bytes) -> None:
         self._bound()
         super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.message_out = True  # what SMTP.data and our pipelined sendmail end the message with
 
     def getreply(self) -> tuple[int, bytes]:
         try:

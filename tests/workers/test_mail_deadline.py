@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.slow_smtp import SlowSmtp
+from tests.support import wait_for
 from tests.workers.test_mail import compose
 from tests.workers.test_pipeline import deliver, publication
 from workers import pipeline
@@ -81,6 +82,24 @@ class TestDeadline:
             mailer.close()
         assert len(slow.messages) == 2
         assert slow.sessions == 1
+
+
+class TestUnconfirmed:
+    def test_a_message_the_server_did_not_confirm_in_time_is_not_sent_again_at_once(self):
+        """Regression: a server that confirmed a message later than the per-command timeout (a content
+        scanner) got it twice from one send: the fresh-connection try meant for connections the server had
+        dropped while idle sent the whole message again. Now: one copy, and smtp_unconfirmed."""
+        server = SlowSmtp(delay=0.0, confirm_delay=1.5).start()
+        try:
+            mailer = SmtpMailer(server.url, timeout=0.5, deadline_s=10)
+            with pytest.raises(TransientError) as exc_info:
+                mailer.send(compose())
+            wait_for(lambda: server.active == 0, timeout=10, what="the server's sessions to end")
+        finally:
+            server.stop()
+        assert exc_info.value.reason == "smtp_unconfirmed"
+        assert len(server.messages) == 1
+        assert server.sessions == 1
 
 
 class DeadlineRecorder:
