@@ -16,6 +16,7 @@ from typing import NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
 
 from core.logs import mask_email
+from core.settings import Settings
 from workers.errors import PermanentError, TransientError
 
 log = logging.getLogger("workers.mail")
@@ -75,6 +76,18 @@ class SmtpMailer:
         self.allow_plaintext_auth = allow_plaintext_auth
         self._conn: _PipeliningSMTP | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpMailer:
+        """The mailer SMTP_URL and the SMTP_* settings describe (SMTP_URL must be set)."""
+        assert settings.smtp_url is not None
+        return cls(
+            settings.smtp_url,
+            timeout=settings.smtp_timeout_s,
+            deadline_s=settings.smtp_deadline_s,
+            ca_file=settings.smtp_ca_file,
+            allow_plaintext_auth=settings.smtp_allow_plaintext_auth,
+        )
 
     def send(self, message: Message, *, deadline: float | None = None) -> None:
         budget = _Budget(time.monotonic() + self.deadline_s if deadline is None else deadline)

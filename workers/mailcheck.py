@@ -18,13 +18,7 @@ def check_mail(settings: Settings, store: EventStore | None = None) -> str | Non
     """Connect as a send would (TLS, AUTH), log the verdict and note it for /readyz; None without SMTP_URL."""
     if not settings.smtp_url:
         return None
-    mailer = SmtpMailer(
-        settings.smtp_url,
-        timeout=settings.smtp_timeout_s,
-        deadline_s=settings.smtp_deadline_s,
-        ca_file=settings.smtp_ca_file,
-        allow_plaintext_auth=settings.smtp_allow_plaintext_auth,
-    )
+    mailer = SmtpMailer.from_settings(settings)
     try:
         mailer.check()
         status = "ok"

@@ -21,17 +21,7 @@ def build_runtime(
     """A Runtime with the real implementations picked by configuration."""
     store = store or EventStore.from_settings(settings)
     if mailer is None:
-        mailer = (
-            SmtpMailer(
-                settings.smtp_url,
-                timeout=settings.smtp_timeout_s,
-                deadline_s=settings.smtp_deadline_s,
-                ca_file=settings.smtp_ca_file,
-                allow_plaintext_auth=settings.smtp_allow_plaintext_auth,
-            )
-            if settings.smtp_url
-            else LogMailer()
-        )
+        mailer = SmtpMailer.from_settings(settings) if settings.smtp_url else LogMailer()
     actions: dict[str, Action] = {
         dispatch.NOTIFY_CUSTOMER: NotifyCustomer(
             mailer,
