@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ingest.store import EventStore
-from tests.faults.conftest import Intake, fault_settings, publication, wait_settled
-from tests.slow_smtp import SlowSmtp
+from core.store import EventStore
+from tests.faults.helpers import Intake, fault_settings, publication, wait_settled
+from tests.smtp_servers import SlowSmtp
 
 pytestmark = pytest.mark.integration
 

@@ -7,18 +7,37 @@ processed, but flagged `late` and kept by each action's own memory from acting t
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 
 import pytest
 
-from ingest.settings import ForwardDestination
-from ingest.store import iso
+from core import examples
+from core.settings import ForwardDestination
+from core.store import iso
+from ingest.dedup import dedup_key
 from tests.support import HttpSink
-from tests.workers.test_pipeline import deliver, publication
 from workers import pipeline
 from workers.runtime import build_runtime
 
 DAY = 86400
+
+
+def deliver(store, doc, source=""):
+    """Store a delivery the way the intake does and return its event id."""
+    raw = json.dumps(doc).encode()
+    event_id, created = store.accept(
+        raw, dedup_key=dedup_key(raw, source), headers={}, secret="secret:0", source=source
+    )
+    assert created
+    return event_id
+
+
+def publication(pub_id="pub_1"):
+    doc = examples.example_envelope("publication.succeeded")
+    doc["data"]["customer"]["email"] = "alex@example.com"
+    doc["data"]["publication"]["id"] = pub_id
+    return doc
 
 
 @pytest.fixture

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.slow_smtp import SlowSmtp
+from core import examples
+from ingest.dedup import dedup_key
+from tests.smtp_servers import SlowSmtp, sample_message
 from tests.support import wait_for
-from tests.workers.test_mail import compose
-from tests.workers.test_pipeline import deliver, publication
 from workers import pipeline
 from workers.actions.notify import RESERVATION_MARGIN_S, NotifyCustomer, reservation_for
 from workers.errors import TransientError
@@ -43,7 +44,7 @@ class TestDeadline:
         last 3.6 s whatever its budget. With a 2 s deadline the send gives up before the message is in."""
         mailer = SmtpMailer(slow.url, timeout=1, deadline_s=2)
         with pytest.raises(TransientError) as exc_info:
-            mailer.send(compose())
+            mailer.send(sample_message())
         assert exc_info.value.reason == "smtp_timeout"
         assert slow.messages == []
 
@@ -52,7 +53,7 @@ class TestDeadline:
         deadline's watchdog ends the send anyway."""
         mailer = SmtpMailer(trickle.url, timeout=1, deadline_s=1.5)
         with pytest.raises(TransientError) as exc_info:
-            mailer.send(compose())
+            mailer.send(sample_message())
         assert exc_info.value.reason == "smtp_timeout"
         assert trickle.messages == []
 
@@ -60,7 +61,7 @@ class TestDeadline:
         """A deadline passed to send() (the reservation's) overrides the mailer's own, longer one."""
         mailer = SmtpMailer(slow.url, timeout=1, deadline_s=60)
         with pytest.raises(TransientError) as exc_info:
-            mailer.send(compose(), deadline=time.monotonic() + 1.5)
+            mailer.send(sample_message(), deadline=time.monotonic() + 1.5)
         assert exc_info.value.reason == "smtp_timeout"
         assert slow.messages == []
 
@@ -68,7 +69,7 @@ class TestDeadline:
         """Nothing is sent, not even a connection opened, once the deadline is behind us."""
         mailer = SmtpMailer(slow.url, timeout=1, deadline_s=60)
         with pytest.raises(TransientError) as exc_info:
-            mailer.send(compose(), deadline=time.monotonic() - 1)
+            mailer.send(sample_message(), deadline=time.monotonic() - 1)
         assert exc_info.value.reason == "smtp_timeout"
         assert slow.sessions == 0
 
@@ -76,8 +77,8 @@ class TestDeadline:
         """Slow but within the deadline: delivered, and the connection is kept for the next email."""
         mailer = SmtpMailer(slow.url, timeout=1, deadline_s=10)
         try:
-            mailer.send(compose(pub="pub_1"))
-            mailer.send(compose(pub="pub_2"))
+            mailer.send(sample_message(pub="pub_1"))
+            mailer.send(sample_message(pub="pub_2"))
         finally:
             mailer.close()
         assert len(slow.messages) == 2
@@ -93,13 +94,29 @@ class TestUnconfirmed:
         try:
             mailer = SmtpMailer(server.url, timeout=0.5, deadline_s=10)
             with pytest.raises(TransientError) as exc_info:
-                mailer.send(compose())
+                mailer.send(sample_message())
             wait_for(lambda: server.active == 0, timeout=10, what="the server's sessions to end")
         finally:
             server.stop()
         assert exc_info.value.reason == "smtp_unconfirmed"
         assert len(server.messages) == 1
         assert server.sessions == 1
+
+
+def deliver(store, doc):
+    raw = json.dumps(doc).encode()
+    event_id, created = store.accept(
+        raw, dedup_key=dedup_key(raw, ""), headers={}, secret="secret:0", source=""
+    )
+    assert created
+    return event_id
+
+
+def publication(pub_id):
+    doc = examples.example_envelope("publication.succeeded")
+    doc["data"]["customer"]["email"] = "alex@example.com"
+    doc["data"]["publication"]["id"] = pub_id
+    return doc
 
 
 class DeadlineRecorder:

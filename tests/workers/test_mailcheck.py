@@ -8,13 +8,11 @@ import pytest
 
 from core import mailstatus
 from ingest import create_app
+from tests.smtp_servers import CREDENTIALS, PASSWORD, USER, Pki, make_pki, serving
 from tests.support import start_worker, worker_env
-from tests.workers.test_mail_tls import PASSWORD, USER, Pki, make_pki, serving
 from workers.mailcheck import check_mail
 
 pytestmark = pytest.mark.timeout(60)
-
-CREDENTIALS = f"{USER}:s3cret%20pass"
 
 
 @pytest.fixture(scope="module")
@@ -64,4 +62,4 @@ class TestWorkerStart:
                 worker.stop()
         assert handler.logins == []
         assert PASSWORD not in worker.output()
-        assert "s3cret%20pass" not in worker.output()
+        assert CREDENTIALS not in worker.output()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.settings import ConfigError, Settings
+from core.settings import ConfigError, Settings
 
 DAY = 86400
 
