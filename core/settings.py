@@ -66,10 +66,17 @@ class Settings:
     action_backoff_base_s: float = 5.0
     action_backoff_cap_s: float = 1800.0
     smtp_timeout_s: float = 10.0
+    # One deadline for a whole send (connect to the last reply), so an email's reservation can outlast it.
+    smtp_deadline_s: float = 40.0
+    smtp_ca_file: Path | None = None
+    smtp_allow_plaintext_auth: bool = False
     forward_timeout_s: float = 10.0
     forward_destinations: tuple[ForwardDestination, ...] = ()
     retention_processed_s: int = 30 * 86400
     retention_failed_s: int = 90 * 86400
+    # How long "already emailed" (per publication) and "already forwarded" (per Voucherify event id and
+    # destination) are remembered: past every way an event can come back (retention, dedup window, resends).
+    notify_remember_s: int = 400 * 86400
     key_prefix: str = "vw"
     data_dir: Path = field(default_factory=lambda: Path("var"))
     log_level: str = "INFO"
@@ -82,7 +89,7 @@ class Settings:
         """Parse the environment (os.environ by default); raise ConfigError naming the bad variable."""
         env = os.environ if environ is None else environ
         redis_url = _url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix"))
-        return cls(
+        settings = cls(
             redis_url=redis_url,
             store_configured=bool(env.get("REDIS_URL", "").strip()),
             broker_url=_url(
@@ -106,17 +113,22 @@ class Settings:
             action_backoff_base_s=_float(env, "ACTION_BACKOFF_BASE_SECONDS", 5.0, minimum=0.0),
             action_backoff_cap_s=_float(env, "ACTION_BACKOFF_CAP_SECONDS", 1800.0, minimum=0.0),
             smtp_timeout_s=_float(env, "SMTP_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            smtp_deadline_s=_float(env, "SMTP_DEADLINE_SECONDS", 40.0, minimum=0.1),
+            smtp_ca_file=_file(env, "SMTP_CA_FILE"),
+            smtp_allow_plaintext_auth=_bool(env, "SMTP_ALLOW_PLAINTEXT_AUTH", False),
             forward_timeout_s=_float(env, "FORWARD_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             forward_destinations=_destinations(env),
             # Seconds are allowed (staging, tests of expiry with real processes); days are the norm.
             retention_processed_s=_int(env, "RETENTION_PROCESSED_SECONDS", 30 * 86400, minimum=1),
             retention_failed_s=_int(env, "RETENTION_FAILED_SECONDS", 90 * 86400, minimum=1),
+            notify_remember_s=_int(env, "NOTIFY_REMEMBER_SECONDS", 400 * 86400, minimum=1),
             key_prefix=env.get("KEY_PREFIX", "vw") or "vw",
             data_dir=Path(env.get("DATA_DIR", "var")),
             log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             schema_fast_path=_bool(env, "SCHEMA_FAST_PATH", True),
             port=_int(env, "PORT", 8000, minimum=1),
         )
+        return _checked(settings, env)
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests and the `run` command use it)."""
@@ -135,6 +147,32 @@ class Settings:
                 "(Project settings -> Webhooks), or set VOUCHERIFY_ALLOW_UNSIGNED=1 to accept unsigned "
                 "requests"
             )
+
+
+def _checked(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """Rules between variables: a bad combination fails at start, naming the variable to change."""
+    if settings.smtp_deadline_s >= settings.task_time_limit_s:
+        # The task's hard time limit would kill the worker mid-send instead of the deadline ending it cleanly.
+        raise ConfigError(
+            f"SMTP_DEADLINE_SECONDS: must be shorter than TASK_TIME_LIMIT_SECONDS "
+            f"({settings.task_time_limit_s}), got {settings.smtp_deadline_s:g}"
+        )
+    if settings.smtp_deadline_s < settings.smtp_timeout_s:
+        raise ConfigError(
+            f"SMTP_DEADLINE_SECONDS: must be at least SMTP_TIMEOUT_SECONDS ({settings.smtp_timeout_s:g}), "
+            f"got {settings.smtp_deadline_s:g}"
+        )
+    floor = max(settings.retention_processed_s, settings.retention_failed_s, settings.dedup_window_s)
+    if settings.notify_remember_s >= floor:
+        return settings
+    if env.get("NOTIFY_REMEMBER_SECONDS", "").strip():
+        # Set explicitly shorter: refused, because an event kept (or re-sent) past it would email again.
+        raise ConfigError(
+            f"NOTIFY_REMEMBER_SECONDS: must be at least the longest of RETENTION_PROCESSED_SECONDS, "
+            f"RETENTION_FAILED_SECONDS and DEDUP_WINDOW_SECONDS ({floor}), got {settings.notify_remember_s}"
+        )
+    # Left at its default while a retention was set longer: the memory follows the longest one.
+    return replace(settings, notify_remember_s=floor)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
@@ -205,6 +243,16 @@ def _optional_url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -
     except ValueError:
         raise ConfigError(f"{name}: the port is not a number") from None
     return raw
+
+
+def _file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError(f"{name}: {raw!r} is not a readable file")
+    return path
 
 
 def _email(env: Mapping[str, str], name: str, default: str) -> str:

@@ -210,6 +210,12 @@ class WorkerCollector:
                 actions.add_metric([name, outcome], n)
             yield actions
 
+            yield CounterMetricFamily(
+                f"{PREFIX}_late_deliveries",
+                "Deliveries whose signed event.created_at was older than the dedup window (still processed).",
+                counters.late,
+            )
+
             buckets, total = [], 0
             for bound in (*(f"{b:g}" for b in LATENCY_BUCKETS), "+Inf"):
                 total += counters.latency_buckets.get(bound, 0)

@@ -33,7 +33,7 @@ class RecordingMailer:
         self.sent: list[Any] = []
         self.fail_with: Exception | None = None
 
-    def send(self, message: Any) -> None:
+    def send(self, message: Any, *, deadline: float | None = None) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.sent.append(message)

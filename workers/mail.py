@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import logging
+import os
 import smtplib
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from email.message import Message
+from pathlib import Path
 from typing import NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
 
 from core.logs import mask_email
+from core.settings import Settings
 from workers.errors import PermanentError, TransientError
 
 log = logging.getLogger("workers.mail")
 
 
 class Mailer(Protocol):
-    """Something that delivers an email or raises TransientError / PermanentError."""
+    """Something that delivers an email or raises TransientError / PermanentError.
 
-    def send(self, message: Message) -> None: ...
+    `deadline` (a time.monotonic() instant) is when the attempt must be over, sent or not: after it, the
+    email's reservation may be someone else's.
+    """
+
+    def send(self, message: Message, *, deadline: float | None = None) -> None: ...
 
 
 class LogMailer:
     """Used without SMTP_URL: the email is logged (recipient masked), not sent."""
 
-    def send(self, message: Message) -> None:
+    def send(self, message: Message, *, deadline: float | None = None) -> None:
         log.info(
             "email not sent: SMTP_URL is unset",
             extra={
@@ -41,10 +50,20 @@ class SmtpMailer:
     """SMTP over one connection per worker process, reopened when the server drops it.
 
     `smtp://[user:pass@]host:port` uses STARTTLS when the server offers it; `smtps://` is TLS from the start.
+    Credentials are only sent over TLS, unless `allow_plaintext_auth` (a relay on localhost, say).
     A server that offers PIPELINING gets each email in 2 round trips instead of 4 (_PipeliningSMTP).
+    `timeout` bounds each command; `deadline_s` the whole send, from connecting to the last reply.
     """
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        deadline_s: float = 40.0,
+        ca_file: Path | str | None = None,
+        allow_plaintext_auth: bool = False,
+    ) -> None:
         parts = urlsplit(url)
         self.tls = parts.scheme == "smtps"
         self.host = parts.hostname or "localhost"
@@ -52,31 +71,72 @@ class SmtpMailer:
         self.user = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = timeout
-        self._conn: smtplib.SMTP | None = None
+        self.deadline_s = deadline_s
+        self.ca_file = str(ca_file) if ca_file else None
+        self.allow_plaintext_auth = allow_plaintext_auth
+        self._conn: _PipeliningSMTP | None = None
         self._lock = threading.Lock()
 
-    def send(self, message: Message) -> None:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpMailer:
+        """The mailer SMTP_URL and the SMTP_* settings describe (SMTP_URL must be set)."""
+        assert settings.smtp_url is not None
+        return cls(
+            settings.smtp_url,
+            timeout=settings.smtp_timeout_s,
+            deadline_s=settings.smtp_deadline_s,
+            ca_file=settings.smtp_ca_file,
+            allow_plaintext_auth=settings.smtp_allow_plaintext_auth,
+        )
+
+    def send(self, message: Message, *, deadline: float | None = None) -> None:
+        budget = _Budget(time.monotonic() + self.deadline_s if deadline is None else deadline)
+        # Waiting for another thread's send counts too: the deadline is the caller's, not the connection's.
+        if not self._lock.acquire(timeout=max(0.0, budget.left())):
+            raise TransientError("no SMTP connection free before the send's deadline", reason="smtp_timeout")
+        try:
+            with budget:
+                self._send_once_or_twice(message, budget)
+        finally:
+            self._lock.release()
+
+    def check(self) -> None:
+        """Connect (STARTTLS, AUTH) without sending: a worker does it at start, to say early what is wrong."""
         with self._lock:
-            reused = self._conn is not None
-            try:
-                self._send(message, reused=reused)
-            except _ClosedError:
-                # The server closed a connection (a reused one while it sat idle, most likely): one fresh try.
-                self.close()
+            budget = _Budget(time.monotonic() + self.deadline_s)
+            with budget:
                 try:
-                    self._send(message, reused=False)
-                except _ClosedError as exc:
+                    self._connect(budget)
+                except (smtplib.SMTPException, OSError) as exc:
                     self.close()
                     raise TransientError(
-                        f"SMTP server closed the connection: {exc}", reason="smtp_unreachable"
+                        f"SMTP connection failed: {type(exc).__name__}", reason=_failure_reason(exc, budget)
                     ) from exc
 
-    def _send(self, message: Message, *, reused: bool) -> None:
+    def _send_once_or_twice(self, message: Message, budget: _Budget) -> None:
+        reused = self._conn is not None
         try:
-            conn = self._connect()
+            self._send(message, budget, reused=reused)
+        except _ClosedError as exc:
+            self.close()
+            if budget.passed():
+                raise _timed_out() from exc
+            # The server closed a connection (a reused one while it sat idle, most likely): one fresh try.
+            try:
+                self._send(message, budget, reused=False)
+            except _ClosedError as exc2:
+                self.close()
+                if budget.passed():
+                    raise _timed_out() from exc2
+                raise TransientError(
+                    f"SMTP server closed the connection: {exc2}", reason="smtp_unreachable"
+                ) from exc2
+
+    def _send(self, message: Message, budget: _Budget, *, reused: bool) -> None:
+        conn: _PipeliningSMTP | None = None
+        try:
+            conn = self._connect(budget)
             refused = conn.send_message(message)
-        except smtplib.SMTPServerDisconnected as exc:
-            raise _ClosedError(str(exc)) from exc
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code == 421 and reused:
                 # "421 timeout, closing": what Postfix says to a connection idle past its limit.
@@ -84,11 +144,20 @@ class SmtpMailer:
             self._refused(exc)
         except smtplib.SMTPRecipientsRefused as exc:
             self._refused(exc)
-        except (smtplib.SMTPException, OSError) as exc:
-            self.close()
-            raise TransientError(
-                f"SMTP connection failed: {type(exc).__name__}", reason="smtp_unreachable"
-            ) from exc
+        except OSError as exc:  # every SMTPException too: smtplib derives them from OSError
+            if conn is not None and conn.message_out:
+                # The whole message went out and its answer never came (a timeout, the deadline, a reset):
+                # the server may deliver it. Another send on a fresh connection now could only add a copy.
+                self.close()
+                raise TransientError(
+                    "the SMTP server got the message but did not confirm it", reason="smtp_unconfirmed"
+                ) from exc
+            if not isinstance(exc, smtplib.SMTPServerDisconnected):
+                self.close()
+                raise TransientError(
+                    f"SMTP connection failed: {type(exc).__name__}", reason=_failure_reason(exc, budget)
+                ) from exc
+            raise _ClosedError(str(exc)) from exc
         if refused:
             raise PermanentError("recipient refused", reason="smtp_recipient_refused")
 
@@ -107,21 +176,44 @@ class SmtpMailer:
             raise PermanentError(f"SMTP {exc.smtp_code}", reason="smtp_rejected") from exc
         raise TransientError(f"SMTP {exc.smtp_code}", reason="smtp_unavailable") from exc
 
-    def _connect(self) -> smtplib.SMTP:
+    def _tls_context(self) -> ssl.SSLContext:
+        # With a CA file, that CA alone is trusted (a private relay's); without, the system's store.
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def _connect(self, budget: _Budget) -> _PipeliningSMTP:
         if self._conn is not None:
+            self._conn.use(budget)
             return self._conn
+        conn: _PipeliningSMTP
         if self.tls:
-            conn: smtplib.SMTP = _PipeliningSMTPSSL(
-                self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-            )
+            conn = _PipeliningSMTPSSL(timeout=self.timeout, context=self._tls_context())
         else:
-            conn = _PipeliningSMTP(self.host, self.port, timeout=self.timeout)
-            conn.ehlo()
-            if conn.has_extn("starttls"):
-                conn.starttls(context=ssl.create_default_context())
+            conn = _PipeliningSMTP(timeout=self.timeout)
+        conn.use(budget)
+        # Built without a host (so the budget is in place before connecting), smtplib would verify the
+        # certificate against an empty name: _host is what its starttls() and SMTP_SSL check it against.
+        conn._host = self.host
+        try:
+            conn.connect(self.host, self.port)
+            secure = self.tls
+            if not self.tls:
                 conn.ehlo()
-        if self.user:
-            conn.login(self.user, self.password or "")
+                if conn.has_extn("starttls"):
+                    conn.starttls(context=self._tls_context())
+                    conn.ehlo()
+                    secure = True
+            if self.user:
+                if not secure and not self.allow_plaintext_auth:
+                    # The password would cross the network in clear (RFC 4954 section 4 forbids that).
+                    raise PermanentError(
+                        f"{self.host}:{self.port} offers no STARTTLS: refusing to send SMTP credentials in "
+                        "clear (use smtps://, or SMTP_ALLOW_PLAINTEXT_AUTH=1 for a local relay)",
+                        reason="smtp_tls_required",
+                    )
+                conn.login(self.user, self.password or "")
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
         return conn
 
@@ -134,6 +226,90 @@ class SmtpMailer:
                 conn.close()
 
 
+class _Budget:
+    """One send's deadline, over every step of it (connect, TLS, EHLO, AUTH, MAIL/RCPT/DATA, the body).
+
+    Each socket operation gets the time left as its timeout, and a watchdog shuts the socket down at the
+    deadline, which also ends what a per-operation timeout cannot: a TLS handshake or a reply line trickling
+    in a byte at a time. After the deadline nothing more can be written to the server.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self._fds: set[int] = set()
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def passed(self) -> bool:
+        return self.expired or self.left() <= 0
+
+    def timeout(self, per_operation: float) -> float:
+        """The timeout for the next socket operation; socket.timeout if the deadline has passed."""
+        left = self.left()
+        if self.expired or left <= 0:
+            raise TimeoutError("the send's deadline has passed")
+        return min(per_operation, left)
+
+    def watch(self, fd: int) -> None:
+        with self._lock:
+            if self.expired:
+                _shutdown(fd)
+            self._fds.add(fd)
+
+    def unwatch(self, fd: int) -> None:
+        # Under the lock: once the socket is closed its number may be reused, and must not be shut down.
+        with self._lock:
+            self._fds.discard(fd)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for fd in self._fds:
+                _shutdown(fd)
+
+    def __enter__(self) -> _Budget:
+        self._timer = threading.Timer(max(0.0, self.left()), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._timer is not None
+        self._timer.cancel()
+        with self._lock:
+            self._fds.clear()
+
+
+def _shutdown(fd: int) -> None:
+    """Shut a socket down by number, through a duplicate: the owner's object stays valid, closed later."""
+    try:
+        dup = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    try:
+        dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        dup.close()
+
+
+def _timed_out() -> TransientError:
+    return TransientError("the SMTP send did not finish before its deadline", reason="smtp_timeout")
+
+
+def _failure_reason(exc: BaseException, budget: _Budget) -> str:
+    if budget.passed():
+        return "smtp_timeout"
+    if isinstance(exc, ssl.SSLError):
+        return "smtp_tls_failed"
+    return "smtp_unreachable"
+
+
 class _ClosedError(Exception):
     """The server closed the connection (or said it would: 421); a fresh connection may do."""
 
@@ -144,7 +320,50 @@ class _PipeliningSMTP(smtplib.SMTP):
     Only the transaction (sendmail) is replaced: send_message still flattens the Message (Bcc and Resent-
     headers, SMTPUTF8), and the refusals raised are sendmail's own, so SmtpMailer classifies both paths alike.
     https://www.rfc-editor.org/rfc/rfc2920
+
+    Every write and read is bounded by the send's _Budget (use()), and its socket is watched by it.
     """
+
+    budget: _Budget | None = None
+    message_out = False  # the current message has been sent in full, ending CRLF "." CRLF
+
+    def use(self, budget: _Budget) -> None:
+        """Bound everything this connection does from now on by `budget` (one send's deadline)."""
+        self.budget = budget
+        self.message_out = False
+        if self.sock is not None:
+            budget.watch(self.sock.fileno())
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        if self.budget is not None:
+            timeout = self.budget.timeout(timeout)
+        sock = socket.create_connection((host, port), timeout, self.source_address)
+        if self.budget is not None:
+            self.budget.watch(sock.fileno())
+        return sock
+
+    def _bound(self) -> None:
+        if self.budget is not None and self.sock is not None:
+            self.sock.settimeout(self.budget.timeout(self.timeout))
+
+    def send(self, s: str | bytes) -> None:
+        self._bound()
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.message_out = True  # what SMTP.data and our pipelined sendmail end the message with
+
+    def getreply(self) -> tuple[int, bytes]:
+        try:
+            self._bound()
+        except TimeoutError as exc:
+            self.close()
+            raise smtplib.SMTPServerDisconnected(f"Connection timed out: {exc}") from exc
+        return super().getreply()
+
+    def close(self) -> None:
+        if self.budget is not None and self.sock is not None:
+            self.budget.unwatch(self.sock.fileno())
+        super().close()
 
     def sendmail(
         self,
@@ -219,3 +438,8 @@ class _PipeliningSMTP(smtplib.SMTP):
 
 class _PipeliningSMTPSSL(_PipeliningSMTP, smtplib.SMTP_SSL):
     """The same over TLS from the start (smtps://)."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # The TCP connection as the plain class makes it (bounded, watched), then the TLS handshake on it.
+        sock = _PipeliningSMTP._get_socket(self, host, port, timeout)
+        return self.context.wrap_socket(sock, server_hostname=self._host)

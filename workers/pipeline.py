@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from typing import Any
 
 from core import jsonguard
@@ -105,7 +106,27 @@ def process_event(event_id: str, rt: Runtime) -> str:
         return run_designer(ev, exc, rt, states, source=source)
     except InvalidPayloadError as exc:
         return settle(rt, ev, Status.INVALID, reason=exc.reason, errors=exc.messages)
+    flag_late(ev, parsed, rt)
     return run_actions(ev, parsed, rt, states)
+
+
+def flag_late(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime) -> bool:
+    """Flag (and count) a delivery whose signed event.created_at is older than the dedup window.
+
+    Such a delivery is no retry of Voucherify's (those end within ~1.5 days): it is a send-out re-sent from
+    the audit log after an outage, or a captured one replayed. It is processed all the same, since it may
+    be real; every action's own memory (an email per publication, a forward per event id) stops a repeat.
+    """
+    created = parsed.envelope.event.created_at
+    if created is None:
+        return False
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    if created.timestamp() >= rt.clock() - rt.settings.dedup_window_s:
+        return False
+    if rt.store.mark_late(ev.id):
+        log.info("late delivery", extra={"event_id": ev.id, "event_created_at": created.isoformat()})
+    return True
 
 
 def settle(

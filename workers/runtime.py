@@ -8,7 +8,7 @@ from core.settings import Settings
 from core.store import EventStore
 from workers import dispatch
 from workers.actions import Action
-from workers.actions.notify import NotifyCustomer
+from workers.actions.notify import NotifyCustomer, reservation_for
 from workers.mail import LogMailer, Mailer, SmtpMailer
 from workers.pipeline import Runtime
 
@@ -21,23 +21,21 @@ def build_runtime(
     """A Runtime with the real implementations picked by configuration."""
     store = store or EventStore.from_settings(settings)
     if mailer is None:
-        mailer = (
-            SmtpMailer(settings.smtp_url, timeout=settings.smtp_timeout_s)
-            if settings.smtp_url
-            else LogMailer()
-        )
+        mailer = SmtpMailer.from_settings(settings) if settings.smtp_url else LogMailer()
     actions: dict[str, Action] = {
         dispatch.NOTIFY_CUSTOMER: NotifyCustomer(
             mailer,
             sender=settings.notify_from,
-            reservation_ttl=max(30, int(settings.smtp_timeout_s * 3)),
-            remember_s=max(settings.retention_failed_s, settings.dedup_window_s),
+            reservation_ttl=reservation_for(settings.smtp_deadline_s),
+            remember_s=settings.notify_remember_s,
         ),
     }
     from workers.actions.forward import Forwarder
 
     for dest in settings.forward_destinations:
-        actions[dispatch.forward_action(dest.name)] = Forwarder(dest, timeout=settings.forward_timeout_s)
+        actions[dispatch.forward_action(dest.name)] = Forwarder(
+            dest, timeout=settings.forward_timeout_s, remember_s=settings.notify_remember_s
+        )
     return Runtime(settings=settings, store=store, actions=actions)
 
 

@@ -23,6 +23,14 @@ def connect(settings: Settings) -> None:
     signals.task_prerun.connect(bind_task, weak=False, dispatch_uid="voucherify.bind_task")
     signals.task_postrun.connect(unbind_task, weak=False, dispatch_uid="voucherify.unbind_task")
 
+    def check_mail(**_: Any) -> None:
+        from workers.mailcheck import check_mail_in_background
+
+        check_mail_in_background(settings)
+
+    # Once per worker (its main process), when it is ready to consume: not for `celery inspect` and co.
+    signals.worker_ready.connect(check_mail, weak=False, dispatch_uid="voucherify.check_mail")
+
 
 def bind_task(task_id: str | None = None, task: Any = None, args: Any = None, **_: Any) -> None:
     """Bind the task's id and name (and the event id of process_event) to every line the task logs."""

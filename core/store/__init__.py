@@ -15,9 +15,11 @@ Keys (prefix `vw` by default; one Redis database per deployment):
     {p}:outbox         zset   event ids that still need a worker, scored by when to (re)try them
     {p}:once:{key}     string side-effect reservations ("pending:<holder>" while running, "done:<holder>")
     {p}:types          set    every type label that has a {p}:ty:{type} index (so a sweep can find them)
-    {p}:metrics        hash   worker-side counters (settled events, action attempts, latency buckets); kept
-                              by the scripts below, so every worker process and machine adds to one place
+    {p}:metrics        hash   worker-side counters (settled events, action attempts, latency buckets, late
+                              deliveries); kept by the scripts below, so every worker process and machine
+                              adds to one place
     {p}:prune:cursor   string where the retention sweep (`prune_expired`) left off
+    {p}:mail:status    string what the last worker to start found about the SMTP server (core.mailstatus)
 
 Terminal events expire (ev, raw and act keys get a TTL when they settle); their ids are then dropped from
 the index zsets lazily by listings and steadily by `prune_expired`, which the reconciler calls.

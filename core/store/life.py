@@ -124,6 +124,10 @@ class EventLife(StoreBase):
     def outbox_size(self) -> int:
         return int(self.r.zcard(f"{self.p}:outbox"))
 
+    def mark_late(self, event_id: str) -> bool:
+        """Flag the event `late` on its document and count it; False if it was flagged already."""
+        return bool(self.script("mark_late")(keys=[self.key("ev", event_id), f"{self.p}:metrics"]))
+
     def reset_for_replay(self, event_id: str, *, all_actions: bool = False, now: float | None = None) -> bool:
         """Make an event runnable again: its failed/dead (or all) actions pending, the event queued."""
         now = time.time() if now is None else now

@@ -20,6 +20,7 @@ class WorkerCounters:
     actions: dict[tuple[str, str], int] = field(default_factory=dict)  # (outcome, action) -> attempts
     latency_buckets: dict[str, int] = field(default_factory=dict)  # upper bound ("+Inf" last) -> count
     latency_sum: float = 0.0
+    late: int = 0  # deliveries whose event was older than the dedup window when validated
 
 
 class Queries(StoreBase):
@@ -164,6 +165,8 @@ class Queries(StoreBase):
                 out.latency_buckets[rest] = int(value)
             elif kind == "latency_sum":
                 out.latency_sum = float(value)
+            elif kind == "late":
+                out.late = int(value)
         return out
 
     def counts(self) -> dict[str, int]:
@@ -198,5 +201,8 @@ def _document(ev: Mapping[bytes, bytes], acts: Mapping[bytes, bytes]) -> dict[st
         "reason": d.get("reason") or None,
         "errors": json.loads(d["errors"]) if d.get("errors") else None,
         "size": int(d.get("size") or 0),
+        # The signed event.created_at was older than the dedup window: a resend, not a retry (processed
+        # all the same; each action's own memory keeps it from acting twice).
+        "late": d.get("late") == "1",
         "actions": actions,
     }

@@ -28,6 +28,8 @@ FAULT_ENV = {
     "ACTION_BACKOFF_BASE_SECONDS": "0.2",
     "ACTION_BACKOFF_CAP_SECONDS": "2",
     "SMTP_TIMEOUT_SECONDS": "3",
+    # An email's reservation is this + 10 s: 30 s, so a killed worker's emails are sent again ~30 s later.
+    "SMTP_DEADLINE_SECONDS": "20",
     "FORWARD_TIMEOUT_SECONDS": "3",
     "NOTIFY_FROM": "shop@example.com",
 }

@@ -110,4 +110,10 @@ def test_readyz_reports_an_unreachable_broker(redis_url, tmp_path):
     settings = fault_settings(redis_url, tmp_path, broker_url="amqp://guest:guest@127.0.0.1:1//")
     resp = create_app(settings).test_client().get("/readyz")
     assert resp.status_code == 503
-    assert resp.json == {"status": "unavailable", "store": True, "broker": False}
+    assert resp.json == {
+        "status": "unavailable",
+        "store": True,
+        "broker": False,
+        "unsigned": False,
+        "mail": None,
+    }

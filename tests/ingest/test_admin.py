@@ -137,7 +137,7 @@ class TestShow:
         class FlakyMailer:
             failures = [TransientError("SMTP connection failed: ConnectionRefusedError")] * 2
 
-            def send(self, message):
+            def send(self, message, *, deadline=None):
                 if self.failures:
                     raise self.failures.pop()
 

@@ -165,7 +165,13 @@ class TestHealth:
     def test_readyz_when_store_answers(self, client):
         resp = client.get("/readyz")
         assert resp.status_code == 200
-        assert resp.json == {"status": "ready", "store": True, "broker": True, "unsigned": False}
+        assert resp.json == {
+            "status": "ready",
+            "store": True,
+            "broker": True,
+            "unsigned": False,
+            "mail": None,
+        }
 
     def test_readyz_reports_unsigned_mode(self, settings, store, queue):
         """Accepting unsigned deliveries is visible to whatever probes readiness."""

@@ -60,8 +60,13 @@ def verify(
 class Forwarder:
     """The forward action for one destination; keeps its connections alive between events."""
 
-    def __init__(self, destination: ForwardDestination, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, destination: ForwardDestination, *, timeout: float = 10.0, remember_s: int = 400 * 86400
+    ) -> None:
         self.dest = destination
+        # "Already forwarded" outlives the dedup window: a send-out re-sent from Voucherify's audit log days
+        # later is a new delivery of the same event (NOTIFY_REMEMBER_SECONDS).
+        self.remember_s = remember_s
         self.http = urllib3.PoolManager(
             num_pools=4,
             maxsize=4,
@@ -77,7 +82,7 @@ class Forwarder:
             lambda: self._post(ctx),
             what=f"forwarding event {event_id} to {self.dest.name}",
             hold_s=RESERVATION_S,
-            remember_s=90 * 86400,
+            remember_s=self.remember_s,
         )
         if not done:
             return ActionResult("skipped", f"event {event_id} already forwarded to {self.dest.name}")

@@ -6,6 +6,7 @@ times, and through however many event types, the publication arrives.
 
 from __future__ import annotations
 
+import time
 from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
@@ -18,14 +19,27 @@ from workers.actions import ActionContext, ActionResult, once
 from workers.errors import PermanentError
 from workers.mail import Mailer
 
+# How much longer an email's reservation lasts than its send may: the reservation is taken before the send
+# starts (one store round trip) and "emailed" is recorded after it ends (another), both inside this margin.
+RESERVATION_MARGIN_S = 10
+
+
+def reservation_for(send_deadline_s: float) -> int:
+    """The reservation (whole seconds) that outlasts a send given `send_deadline_s` to finish."""
+    return int(-(-send_deadline_s // 1)) + RESERVATION_MARGIN_S
+
 
 class NotifyCustomer:
     """The notify_customer action."""
 
     def __init__(self, mailer: Mailer, *, sender: str, reservation_ttl: int, remember_s: int) -> None:
+        if reservation_ttl <= RESERVATION_MARGIN_S:
+            raise ValueError(f"reservation_ttl must be longer than {RESERVATION_MARGIN_S} s")
         self.mailer = mailer
         self.sender = sender
         self.reservation_ttl = reservation_ttl  # how long a crashed sender blocks others
+        # Each send must be over before its reservation can lapse, so another worker can never send too.
+        self.send_deadline_s = reservation_ttl - RESERVATION_MARGIN_S
         self.remember_s = remember_s  # how long "already emailed" is remembered
 
     def __call__(self, ctx: ActionContext) -> ActionResult:
@@ -40,13 +54,17 @@ class NotifyCustomer:
         codes = list(dict.fromkeys(v.code for v in getattr(data, "vouchers", ()) if v.code))
         if not codes:
             return ActionResult("skipped", "the event carries no voucher code")
-        pub_id = getattr(publication, "id", None) or f"event:{ctx.event_id}"
+        # Without a publication id, Voucherify's event id: the same in every delivery of the event (ours
+        # differs per source, and for a resend after the dedup window).
+        event_id = ctx.parsed.envelope.event.id if ctx.parsed is not None else ctx.event_id
+        pub_id = getattr(publication, "id", None) or f"event:{event_id}"
         campaign = getattr(getattr(data, "campaign", None), "name", None)
         message = self.compose(email, getattr(customer, "name", None), codes, campaign, pub_id)
         done = once(
             ctx,
             f"notify:{pub_id}",
-            lambda: self.mailer.send(message),
+            # The deadline is taken once the reservation is ours: it began before this instant.
+            lambda: self.mailer.send(message, deadline=time.monotonic() + self.send_deadline_s),
             what=f"emailing publication {pub_id}",
             hold_s=self.reservation_ttl,
             remember_s=self.remember_s,

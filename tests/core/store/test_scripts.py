@@ -16,7 +16,7 @@ SCRIPTS = sorted(p.name.removesuffix(".lua") for p in resources.files("core.stor
 
 def test_every_script_is_there():
     """The scripts the store runs are the files in core/store/lua (a rename breaks this, not production)."""
-    assert SCRIPTS == ["accept", "begin", "claim_due", "release", "reserve", "set_status"]
+    assert SCRIPTS == ["accept", "begin", "claim_due", "mark_late", "release", "reserve", "set_status"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
