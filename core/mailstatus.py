@@ -7,6 +7,7 @@ offers no TLS and SMTP_URL carries credentials). Absent until a worker with SMTP
 from __future__ import annotations
 
 from core.store import EventStore
+from core.store.base import text
 
 
 def record(store: EventStore, status: str) -> None:
@@ -17,4 +18,4 @@ def record(store: EventStore, status: str) -> None:
 def read(store: EventStore) -> str | None:
     """What the last worker to start found; None if no worker has checked."""
     value = store.r.get(f"{store.p}:mail:status")
-    return value.decode() if value else None
+    return text(value) if value else None

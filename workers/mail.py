@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -12,12 +14,20 @@ import time
 from collections.abc import Sequence
 from email.message import Message
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
 
 from core.logs import mask_email
 from core.settings import Settings
 from workers.errors import PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, SizedBuffer
+
+# What SMTP.sendmail does to a message given as str (bare CR or LF become CRLF), and the dot-stuffing
+# SMTP.data applies to the body: written out here rather than called through smtplib's private helpers.
+_CRLF = re.compile(r"\r\n|\r(?!\n)|\n")
+_DOT = re.compile(rb"(?m)^\.")
 
 log = logging.getLogger("workers.mail")
 
@@ -324,6 +334,8 @@ class _PipeliningSMTP(smtplib.SMTP):
     Every write and read is bounded by the send's _Budget (use()), and its socket is watched by it.
     """
 
+    # smtplib's own attribute (set by connect(), checked by starttls() and SMTP_SSL); typeshed omits it.
+    _host: str
     budget: _Budget | None = None
     message_out = False  # the current message has been sent in full, ending CRLF "." CRLF
 
@@ -346,7 +358,12 @@ class _PipeliningSMTP(smtplib.SMTP):
         if self.budget is not None and self.sock is not None:
             self.sock.settimeout(self.budget.timeout(self.timeout))
 
-    def send(self, s: str | bytes) -> None:
+    def _reset_quietly(self) -> None:
+        # RSET after a refused transaction; a server that already hung up needs none (as smtplib's _rset).
+        with contextlib.suppress(smtplib.SMTPServerDisconnected):
+            self.rset()
+
+    def send(self, s: ReadableBuffer | str) -> None:
         self._bound()
         super().send(s)
         if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
@@ -369,15 +386,15 @@ class _PipeliningSMTP(smtplib.SMTP):
         self,
         from_addr: str,
         to_addrs: str | Sequence[str],
-        msg: str | bytes,
+        msg: SizedBuffer | str,
         mail_options: Sequence[str] = (),
         rcpt_options: Sequence[str] = (),
     ) -> dict[str, tuple[int, bytes]]:
         self.ehlo_or_helo_if_needed()
         if not self.has_extn("pipelining"):
             return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
-        if isinstance(msg, str):
-            msg = smtplib._fix_eols(msg).encode("ascii")
+        # As SMTP.sendmail: a str message gets CRLF line ends (and must be ASCII).
+        msg = _CRLF.sub("\r\n", msg).encode("ascii") if isinstance(msg, str) else bytes(msg)
         to_addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
         options = [f"size={len(msg)}"] if self.has_extn("size") else []
         options += mail_options
@@ -413,16 +430,16 @@ class _PipeliningSMTP(smtplib.SMTP):
                 # DATA accepted with no transaction to carry it: end it with an empty message (RFC 2920 3.1).
                 self.send(b".\r\n")
                 self.getreply()
-            self._rset()
+            self._reset_quietly()
             if mail[0] != 250:
                 raise smtplib.SMTPSenderRefused(*mail, from_addr)
             raise smtplib.SMTPRecipientsRefused(refused)
         if code != 354:
-            self._rset()
+            self._reset_quietly()
             raise smtplib.SMTPDataError(code, resp)
 
         # The body exactly as SMTP.data sends it: dot-stuffed, ended by CRLF "." CRLF.
-        body = smtplib._quote_periods(msg)
+        body = _DOT.sub(b"..", msg)  # dot-stuffing, RFC 5321 4.5.2
         if body[-2:] != b"\r\n":
             body += b"\r\n"
         self.send(body + b".\r\n")
@@ -431,7 +448,7 @@ class _PipeliningSMTP(smtplib.SMTP):
             if code == 421:
                 self.close()
             else:
-                self._rset()
+                self._reset_quietly()
             raise smtplib.SMTPDataError(code, resp)
         return refused
 
