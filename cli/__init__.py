@@ -5,6 +5,7 @@ voucherify-ingest events list|show     read the event store
 voucherify-ingest replay               re-run one event, or many by filter (with --dry-run)
 voucherify-ingest send-test TYPE       POST a correctly signed example webhook to a URL
 voucherify-ingest stats                counts by status, backlog (outbox, queues), oldest unfinished
+voucherify-ingest routes               the actions each event type runs (built-in, handlers, forwards)
 
 Every command has --help. docs/cli.md has examples; docs/metrics.md the series of GET /metrics.
 The commands read their configuration from the same settings as the service (core/settings.py).
@@ -13,6 +14,7 @@ The commands read their configuration from the same settings as the service (cor
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -33,15 +35,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): say nothing more, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:
-    from cli import events, replay, run, send_test, stats
+    from cli import events, replay, routes, run, send_test, stats
 
     p = argparse.ArgumentParser(
         prog="voucherify-ingest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
-    for command in (run, events, replay, send_test, stats):
+    for command in (run, events, replay, routes, send_test, stats):
         command.register(sub)
     return p

@@ -80,6 +80,8 @@ class Settings:
     key_prefix: str = "vw"
     data_dir: Path = field(default_factory=lambda: Path("var"))
     log_level: str = "INFO"
+    # Modules of the user's handlers (workers/handlers.py), imported by every worker at start.
+    handlers: tuple[str, ...] = ()
     # The schemas' fast field loop (schemas/fastpath.py); 0 falls back to marshmallow's own code.
     schema_fast_path: bool = True
     port: int = 8000  # the intake's port (`run`, the Procfile)
@@ -126,6 +128,7 @@ class Settings:
             data_dir=Path(env.get("DATA_DIR", "var")),
             log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             schema_fast_path=_bool(env, "SCHEMA_FAST_PATH", True),
+            handlers=_modules(env, "HANDLERS"),
             port=_int(env, "PORT", 8000, minimum=1),
         )
         return _checked(settings, env)
@@ -260,6 +263,15 @@ def _email(env: Mapping[str, str], name: str, default: str) -> str:
     if "@" not in raw or raw.startswith("@"):
         raise ConfigError(f"{name}: expected an email address, got {raw!r}")
     return raw
+
+
+def _modules(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated dotted module names (`myshop.handlers,crm_sync`)."""
+    out = tuple(m.strip() for m in env.get(name, "").split(",") if m.strip())
+    for module in out:
+        if not all(part.isidentifier() for part in module.split(".")):
+            raise ConfigError(f"{name}: {module!r} is not an importable module name (like myshop.handlers)")
+    return out
 
 
 def _destinations(env: Mapping[str, str]) -> tuple[ForwardDestination, ...]:

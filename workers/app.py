@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from urllib.parse import urlsplit
 
 from celery import Celery
@@ -11,6 +13,8 @@ from core.queue import RECONCILE, REPLAY_QUEUE, celery_config
 from core.settings import Settings
 from schemas import fastpath
 from workers import broker
+
+log = logging.getLogger("workers.app")
 
 
 class WorkerApp(Celery):
@@ -26,6 +30,7 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     warn_if_unsigned(settings, "worker")
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     fastpath.configure(settings.schema_fast_path)
+    _check_handlers(settings)
     app = WorkerApp("workers", set_as_current=True)
     app.settings = settings
     # celery_config() declares the queues: a plain `celery -A workers worker` consumes both queues, live
@@ -50,3 +55,18 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     signals.connect(settings)
 
     return app
+
+
+def _check_handlers(settings: Settings) -> None:
+    """Refuse to start (exit code 2) when HANDLERS cannot be used: a typo must not silently route nothing."""
+    from workers.handlers import HandlerError
+    from workers.runtime import load_handlers
+
+    try:
+        specs = load_handlers(settings)
+    except HandlerError as exc:
+        log.critical("worker refused to start: %s", exc, extra={"reason": "handlers"})
+        print(f"configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from exc
+    if specs:
+        log.info("handlers loaded", extra={"handlers": {s.name: list(s.patterns) for s in specs}})

@@ -2,16 +2,21 @@
 
 Routing is on `event.type`, never the top-level `type` (for distribution webhooks that is free text).
 A type with no route is `ignored`: stored and acknowledged, never an error, because Voucherify adds event
-types without notice; `IGNORED` lists the types we skip on purpose, so a new type is told apart.
+types without notice; `IGNORED` lists the types we skip on purpose, so a new type is told apart. Users'
+handlers (workers/handlers.py) add their actions after the built-in ones.
 `forward:<destination>` actions are added for every destination that wants the type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from core.settings import Settings
 from schemas import event_types
+
+if TYPE_CHECKING:
+    from workers.handlers import HandlerSpec
 
 NOTIFY_CUSTOMER = "notify_customer"
 FORWARD = "forward"
@@ -53,8 +58,9 @@ def designer_actions_for(source: str, settings: Settings) -> tuple[str, ...]:
     )
 
 
-def actions_for(event_type: str, settings: Settings) -> tuple[str, ...]:
-    """The actions an event of this type fans out to, in order."""
+def actions_for(event_type: str, settings: Settings, handlers: Sequence[HandlerSpec] = ()) -> tuple[str, ...]:
+    """The actions an event of this type fans out to, in order: built-in, then handlers, then forwards."""
     names = list(ROUTES.get(event_type, ()))
+    names += [h.name for h in handlers if h.wants(event_type)]
     names += [forward_action(d.name) for d in settings.forward_destinations if d.wants(event_type)]
     return tuple(names)

@@ -27,8 +27,9 @@ from core.states import TERMINAL, ActionState, ActionStatus, Status
 from core.store import Done, EventStore, StoredEvent
 from schemas import ParsedEvent, ValidationError, parse_event
 from workers import dispatch
-from workers.actions import Action, ActionContext
+from workers.actions import Action, ActionContext, ActionLimits
 from workers.errors import DesignerPayloadError, InvalidPayloadError, PermanentError, TransientError
+from workers.handlers import HandlerSpec
 
 log = logging.getLogger("workers.pipeline")
 
@@ -46,6 +47,8 @@ class Runtime:
     settings: Settings
     store: EventStore
     actions: Mapping[str, Action]
+    # Users' handlers (HANDLERS), for routing; their actions are in `actions` under the same names.
+    handlers: tuple[HandlerSpec, ...] = ()
     clock: Callable[[], float] = time.time
     rng: Callable[[], float] = random.random
 
@@ -212,7 +215,7 @@ def _designer_type(raw: bytes) -> str:
 def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime, states: ActionStates) -> str:
     """Route a validated event and run its due actions."""
     event_type = parsed.event_type
-    names = dispatch.actions_for(event_type, rt.settings)
+    names = dispatch.actions_for(event_type, rt.settings, rt.handlers)
     if not names:
         reason = dispatch.ignore_reason(event_type)
         return settle(rt, ev, Status.IGNORED, reason=reason, event_type=event_type)
@@ -289,11 +292,11 @@ def run_action(work: Work, name: str, action: Action, state: ActionState, rt: Ru
         log.warning("action failed permanently", extra={**extra, "reason": exc.reason, "error": str(exc)})
         return _record(state, rt, ActionStatus.DEAD, error=str(exc), reason=exc.reason, started=started)
     except TransientError as exc:
-        return _retry_or_die(state, rt, str(exc), exc.reason, exc.retry_after, extra, started)
+        return _retry_or_die(state, rt, action, str(exc), exc.reason, exc.retry_after, extra, started)
     except Exception as exc:
         log.exception("action raised an unexpected error", extra={**extra, "reason": "unexpected"})
         detail = "".join(traceback.format_exception_only(exc)).strip()
-        return _retry_or_die(state, rt, detail, "unexpected", None, extra, started)
+        return _retry_or_die(state, rt, action, detail, "unexpected", None, extra, started)
     log.info("action %s", result.status, extra={**extra, "detail": result.detail})
     return _record(state, rt, ActionStatus(result.status), started=started, detail=result.detail)
 
@@ -309,6 +312,7 @@ def backoff(attempt: int, rt: Runtime) -> float:
 def _retry_or_die(
     state: ActionState,
     rt: Runtime,
+    action: Action,
     error: str,
     reason: str,
     retry_after: float | None,
@@ -317,7 +321,10 @@ def _retry_or_die(
 ) -> ActionState:
     attempts = state.attempts + 1
     age = rt.clock() - (state.first_attempt_at or rt.clock())
-    if attempts >= rt.settings.action_max_attempts or age >= rt.settings.action_max_age_s:
+    limits = getattr(action, "limits", None) or ActionLimits()
+    max_attempts = limits.max_attempts or rt.settings.action_max_attempts
+    max_age = limits.max_age_s or rt.settings.action_max_age_s
+    if attempts >= max_attempts or age >= max_age:
         log.error("action gave up", extra={**extra, "reason": reason, "attempts": attempts, "error": error})
         return _record(state, rt, ActionStatus.DEAD, error=error, reason=reason, started=started)
     delay = backoff(attempts, rt)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from core.settings import Settings
 from core.store import EventStore
-from workers import dispatch
+from workers import dispatch, handlers
 from workers.actions import Action
-from workers.actions.notify import NotifyCustomer, reservation_for
+from workers.actions.notify import RESERVATION_MARGIN_S, NotifyCustomer, reservation_for
+from workers.handlers import HandlerAction, HandlerSpec
 from workers.mail import LogMailer, Mailer, SmtpMailer
 from workers.pipeline import Runtime
 
@@ -36,7 +38,21 @@ def build_runtime(
         actions[dispatch.forward_action(dest.name)] = Forwarder(
             dest, timeout=settings.forward_timeout_s, remember_s=settings.notify_remember_s
         )
-    return Runtime(settings=settings, store=store, actions=actions)
+    user = load_handlers(settings, builtin=actions)
+    for spec in user:
+        # A `once` in progress keeps others off its key for as long as the attempt can possibly last.
+        hold = settings.task_time_limit_s + RESERVATION_MARGIN_S
+        actions[spec.name] = HandlerAction(spec, hold_s=hold, remember_s=settings.notify_remember_s)
+    return Runtime(settings=settings, store=store, actions=actions, handlers=user)
+
+
+def load_handlers(
+    settings: Settings, *, builtin: Mapping[str, Action] | None = None
+) -> tuple[HandlerSpec, ...]:
+    """The user's handlers (HANDLERS), checked; raises HandlerError saying what is wrong and where."""
+    reserved = set(builtin or ()) | {dispatch.NOTIFY_CUSTOMER}
+    reserved |= {dispatch.forward_action(d.name) for d in settings.forward_destinations}
+    return handlers.load(settings.handlers, reserved=reserved, max_timeout=settings.task_time_limit_s)
 
 
 def runtime_for(settings: Settings) -> Runtime:

@@ -43,8 +43,16 @@ class ActionResult:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class ActionLimits:
+    """An action's own retry limits; None takes ACTION_MAX_ATTEMPTS / ACTION_MAX_AGE_SECONDS."""
+
+    max_attempts: int | None = None
+    max_age_s: float | None = None
+
+
 class Action(Protocol):
-    """Runs one downstream side effect for one event."""
+    """Runs one downstream side effect for one event. It may carry `limits: ActionLimits`."""
 
     def __call__(self, ctx: ActionContext) -> ActionResult: ...
 

@@ -1,7 +1,8 @@
 """notify_customer: email a customer the voucher code(s) they were just given.
 
 Runs on `publication.succeeded` and `voucher.published`. One email per publication id, however many
-times, and through however many event types, the publication arrives.
+times, and through however many event types, the publication arrives. Written on the public handler API
+(workers/handlers.py: Event, Skip, event.once), so a user's handler can do anything this one does.
 """
 
 from __future__ import annotations
@@ -15,9 +16,14 @@ from email.policy import Compat32
 from email.utils import formataddr, formatdate
 from typing import Any, cast
 
-from workers.actions import ActionContext, ActionResult, once
+from workers import dispatch
+from workers.dispatch import NOTIFY_CUSTOMER
 from workers.errors import PermanentError
+from workers.handlers import Event, HandlerAction, HandlerSpec, Skip
 from workers.mail import Mailer
+
+# The types the dispatch table routes to this action (both announce that a customer was given codes).
+PATTERNS = tuple(t for t, names in dispatch.ROUTES.items() if NOTIFY_CUSTOMER in names)
 
 # How much longer an email's reservation lasts than its send may: the reservation is taken before the send
 # starts (one store round trip) and "emailed" is recorded after it ends (another), both inside this margin.
@@ -29,49 +35,54 @@ def reservation_for(send_deadline_s: float) -> int:
     return int(-(-send_deadline_s // 1)) + RESERVATION_MARGIN_S
 
 
-class NotifyCustomer:
-    """The notify_customer action."""
+class NotifyCustomer(HandlerAction):
+    """The notify_customer action: a handler written on the public API (workers.handlers), like yours."""
 
     def __init__(self, mailer: Mailer, *, sender: str, reservation_ttl: int, remember_s: int) -> None:
         if reservation_ttl <= RESERVATION_MARGIN_S:
             raise ValueError(f"reservation_ttl must be longer than {RESERVATION_MARGIN_S} s")
+        spec = HandlerSpec(
+            name=NOTIFY_CUSTOMER,
+            func=self.handle,
+            patterns=PATTERNS,
+            # "notify:<publication>" is the key every version has kept "already emailed" under.
+            once_prefix="notify",
+            where=f"{__file__}:NotifyCustomer",
+        )
+        # The reservation is how long a crashed sender blocks others; "emailed" is remembered remember_s.
+        super().__init__(spec, hold_s=reservation_ttl, remember_s=remember_s)
         self.mailer = mailer
         self.sender = sender
-        self.reservation_ttl = reservation_ttl  # how long a crashed sender blocks others
+        self.reservation_ttl = reservation_ttl
         # Each send must be over before its reservation can lapse, so another worker can never send too.
         self.send_deadline_s = reservation_ttl - RESERVATION_MARGIN_S
-        self.remember_s = remember_s  # how long "already emailed" is remembered
+        self.remember_s = remember_s
 
-    def __call__(self, ctx: ActionContext) -> ActionResult:
-        data = ctx.parsed.data if ctx.parsed is not None else None
+    def handle(self, event: Event) -> str | Skip:
+        """Email the customer their code(s), once per publication."""
+        data = event.data
         publication = getattr(data, "publication", None)
         customer = getattr(data, "customer", None) or getattr(publication, "customer", None)
         email = getattr(customer, "email", None) or getattr(
             getattr(publication, "customer", None), "email", None
         )
         if not email:
-            return ActionResult("skipped", "customer has no email address")
+            return Skip("customer has no email address")
         codes = list(dict.fromkeys(v.code for v in getattr(data, "vouchers", ()) if v.code))
         if not codes:
-            return ActionResult("skipped", "the event carries no voucher code")
+            return Skip("the event carries no voucher code")
         # Without a publication id, Voucherify's event id: the same in every delivery of the event (ours
         # differs per source, and for a resend after the dedup window).
-        event_id = ctx.parsed.envelope.event.id if ctx.parsed is not None else ctx.event_id
-        pub_id = getattr(publication, "id", None) or f"event:{event_id}"
+        pub_id = getattr(publication, "id", None) or f"event:{event.voucherify_id or event.id}"
         campaign = getattr(getattr(data, "campaign", None), "name", None)
         message = self.compose(email, getattr(customer, "name", None), codes, campaign, pub_id)
-        done = once(
-            ctx,
-            f"notify:{pub_id}",
-            # The deadline is taken once the reservation is ours: it began before this instant.
-            lambda: self.mailer.send(message, deadline=time.monotonic() + self.send_deadline_s),
-            what=f"emailing publication {pub_id}",
-            hold_s=self.reservation_ttl,
-            remember_s=self.remember_s,
+        # The deadline is taken once the reservation is ours: it began before this instant.
+        sent = event.once(
+            pub_id, lambda: self.mailer.send(message, deadline=time.monotonic() + self.send_deadline_s)
         )
-        if not done:
-            return ActionResult("skipped", f"already emailed for publication {pub_id}")
-        return ActionResult("succeeded", f"emailed {len(codes)} code(s) for publication {pub_id}")
+        if not sent:
+            return Skip(f"already emailed for publication {pub_id}")
+        return f"emailed {len(codes)} code(s) for publication {pub_id}"
 
     def compose(
         self, to: str, name: str | None, codes: list[str], campaign: str | None, pub_id: str
