@@ -35,7 +35,7 @@ class TestInlineEnqueue:
     def test_inline_only_when_broker_is_the_store(self, settings):
         """The store script can push the message only when the broker is the same Redis database."""
         assert TaskQueue(settings).inline
-        # Another database number than the store's (the fixture cycles through 1..15, so 15 can be the store's).
+        # Another database than the store's (the fixture cycles through 1..15: 15 can be the store's).
         base, _, db = settings.redis_url.rpartition("/")
         other = settings.with_(broker_url=f"{base}/{14 if db == '15' else 15}")
         assert not TaskQueue(other).inline
