@@ -23,6 +23,9 @@ RECONCILE = "voucherify.reconcile"
 
 LIVE_QUEUE = "events"  # fresh deliveries from the intake
 REPLAY_QUEUE = "replay"  # replays, retries and reconciler hand-offs: live traffic keeps its latency
+# The reconciler's own periodic task, alone: behind a backlog of `replay` it would expire unrun, and the
+# backlog is exactly when lost messages must still be noticed.
+RECONCILE_QUEUE = "reconcile"
 
 
 def is_amqp(broker_url: str) -> bool:
@@ -43,7 +46,7 @@ def queues(settings: Settings) -> tuple[Queue, ...]:
     # Redis BRPOP checks `events` before `replay`, so replays never delay live traffic.
     return tuple(
         Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True, queue_arguments=args)
-        for name in (LIVE_QUEUE, REPLAY_QUEUE)
+        for name in (LIVE_QUEUE, REPLAY_QUEUE, RECONCILE_QUEUE)
     )
 
 

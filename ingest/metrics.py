@@ -215,6 +215,11 @@ class WorkerCollector:
                 "Deliveries whose signed event.created_at was older than the dedup window (still processed).",
                 counters.late,
             )
+            yield CounterMetricFamily(
+                f"{PREFIX}_reconciler_handoffs",
+                "Messages the reconciler sent: lost enqueues, workers lost mid-event, actions' retries.",
+                counters.handoffs,
+            )
 
             buckets, total = [], 0
             for bound in (*(f"{b:g}" for b in LATENCY_BUCKETS), "+Inf"):

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from celery import Celery
 
 from core.logs import configure_logging, secrets_of, warn_if_unsigned
-from core.queue import RECONCILE, REPLAY_QUEUE, celery_config
+from core.queue import RECONCILE, RECONCILE_QUEUE, celery_config
 from core.settings import Settings
 from schemas import fastpath
 from workers import broker
@@ -42,7 +42,7 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
                 "task": RECONCILE,
                 "schedule": settings.reconcile_interval_s,
                 # A reconcile that could not run in time is pointless: the next one is coming.
-                "options": {"queue": REPLAY_QUEUE, "expires": max(settings.reconcile_interval_s * 2, 10)},
+                "options": {"queue": RECONCILE_QUEUE, "expires": max(settings.reconcile_interval_s * 2, 10)},
             }
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),

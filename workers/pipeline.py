@@ -24,7 +24,7 @@ from core import jsonguard
 from core.logs import log_context
 from core.settings import Settings
 from core.states import TERMINAL, ActionState, ActionStatus, Status
-from core.store import Done, EventStore, StoredEvent
+from core.store import Done, EventStore, Start, StoredEvent
 from schemas import ParsedEvent, ValidationError, parse_event
 from workers import dispatch
 from workers.actions import Action, ActionContext, ActionLimits
@@ -81,18 +81,25 @@ def parse(raw: bytes) -> ParsedEvent:
         raise InvalidPayloadError("event failed validation", messages, reason="schema") from exc
 
 
-def process_event(event_id: str, rt: Runtime) -> str:
-    """Process one stored event; return its status afterwards."""
+def process_event(event_id: str, rt: Runtime, *, message_id: str = "", queue: str = "") -> str:
+    """Process one stored event, handed over as `message_id` on `queue`; return its status afterwards."""
     now = rt.clock()
-    loaded = rt.store.begin(event_id, now=now, max_starts=MAX_EVENT_STARTS)
+    loaded = rt.store.begin(
+        event_id, now=now, max_starts=MAX_EVENT_STARTS, message_id=message_id, queue=queue
+    )
     if loaded is None:
         log.warning("event not found (expired or never stored)", extra={"event_id": event_id})
         return "missing"
-    ev, states, started = loaded
+    ev, states, verdict = loaded
     if ev.status in TERMINAL:
         return ev.status  # a redelivered message for work already finished
+    if verdict == Start.SUPERSEDED:
+        # The reconciler replaced this message, or a start since made it redundant: the outbox still
+        # holds the event, so running it here would only be a second, concurrent run.
+        log.info("superseded hand-off dropped", extra={"event_id": event_id, "message_id": message_id})
+        return "superseded"
     # Only starts that never finished count: a run that ends by scheduling an action's retry is fine.
-    if not started:
+    if verdict != Start.STARTED:
         errors = {
             "_worker": [
                 f"processing started {ev.unfinished_starts} times without finishing (worker lost each time)"

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from core.queue import PROCESS_EVENT, RECONCILE, REPLAY_QUEUE, queue_lengths
+from core.queue import PROCESS_EVENT, RECONCILE, queue_lengths
 from workers import pipeline, reconciler
 from workers.runtime import runtime_for
 
@@ -27,7 +27,11 @@ def task(name: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
 
 @task(PROCESS_EVENT)
 def process_event(self: Task, event_id: str) -> str:
-    return pipeline.process_event(event_id, runtime_for(self.app.settings))
+    # Which message this is and where it came from: the reconciler's rules need both (lua/hand_over.lua).
+    queue = (self.request.delivery_info or {}).get("routing_key") or ""
+    return pipeline.process_event(
+        event_id, runtime_for(self.app.settings), message_id=self.request.id or "", queue=queue
+    )
 
 
 @task(RECONCILE)
@@ -35,8 +39,8 @@ def reconcile(self: Task) -> int:
     rt = runtime_for(self.app.settings)
     handed = reconciler.reconcile(
         rt.store,
-        lambda event_id: self.app.send_task(PROCESS_EVENT, args=[event_id], queue=REPLAY_QUEUE),
-        backlog=lambda: sum((queue_lengths(self.app) or {}).values()),
+        lambda h: self.app.send_task(PROCESS_EVENT, args=[h.event_id], queue=h.queue, task_id=h.message_id),
+        lengths=lambda: queue_lengths(self.app),
     )
     # Retention: every run also drops a bounded slice of the index entries of expired events.
     rt.store.prune_expired()

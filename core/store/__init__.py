@@ -3,7 +3,9 @@
 Keys (prefix `vw` by default; one Redis database per deployment):
 
     {p}:ev:{id}        hash   the event document: status, event_type, received_at, dedup_key, attempts
-                              (processing starts), unfinished_starts (starts since one last finished), ...
+                              (processing starts), unfinished_starts (starts since one last finished),
+                              handoff_id / handoff_at / handoff_queue (the reconciler's message that no
+                              worker has started yet), handoffs (how many it sent), ...
     {p}:raw:{id}       string the body exactly as received
     {p}:act:{id}       hash   action name -> JSON state (status, attempts, last_error, next_attempt_at, ...)
     {p}:dd:{key}       string dedup claim -> event id, expires after the dedup window
@@ -13,6 +15,8 @@ Keys (prefix `vw` by default; one Redis database per deployment):
                               document is indexed as `other` (schemas.event_types), so senders cannot grow
                               the keyspace; the document keeps the real string
     {p}:outbox         zset   event ids that still need a worker, scored by when to (re)try them
+    {p}:started:{queue} string the latest send time of a message a worker started from that queue (the
+                              reconciler's evidence that an older message on it is lost)
     {p}:once:{key}     string side-effect reservations ("pending:<holder>" while running, "done:<holder>")
     {p}:types          set    every type label that has a {p}:ty:{type} index (so a sweep can find them)
     {p}:metrics        hash   worker-side counters (settled events, action attempts, latency buckets, late
@@ -47,7 +51,7 @@ from core.store.base import (
     new_event_id,
 )
 from core.store.deliveries import Deliveries
-from core.store.life import EventLife
+from core.store.life import Claim, EventLife, HandOff, Start
 from core.store.queries import Queries, WorkerCounters
 from core.store.reservations import Reservations
 from core.store.retention import Retention
@@ -61,8 +65,11 @@ __all__ = [
     "LATENCY_BUCKETS",
     "STATUSES",
     "TERMINAL",
+    "Claim",
     "Done",
     "EventStore",
+    "HandOff",
+    "Start",
     "StoreUnavailableError",
     "StoredEvent",
     "WorkerCounters",

@@ -4,26 +4,58 @@ over again (the outbox), and reset it for a replay."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
 
+from core.queue import LIVE_QUEUE, REPLAY_QUEUE
 from core.states import STATUSES, TERMINAL, ActionState, ActionStatus, Status
 from core.store.base import Done, StoreBase, StoredEvent, text
 from schemas import event_types
+
+
+class Start(IntEnum):
+    """What begin() made of a message, as lua/begin.lua numbers it (false only when not started)."""
+
+    REFUSED = 0  # finished, or started too often without finishing
+    STARTED = 1
+    SUPERSEDED = 2  # a reconciler message that is not the event's outstanding hand-off: drop it
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """A message the reconciler must send: `event_id` to a worker, as message `message_id` on `queue`."""
+
+    event_id: str
+    message_id: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the reconciler: messages to send, due events left waiting, due entries looked at."""
+
+    handoffs: list[HandOff]
+    waiting: int
+    seen: int
 
 
 class EventLife(StoreBase):
     """The workers' side of the store."""
 
     def begin(
-        self, event_id: str, *, now: float, max_starts: int
-    ) -> tuple[StoredEvent, dict[str, ActionState], bool] | None:
+        self, event_id: str, *, now: float, max_starts: int, message_id: str = "", queue: str = ""
+    ) -> tuple[StoredEvent, dict[str, ActionState], Start] | None:
         """Load an event for processing and, if it may run, mark it `processing` (one round trip).
 
-        Returns (the event as it was, its actions' states, whether it was started), or None if unknown.
+        Returns (the event as it was, its actions' states, what became of this start), or None if unknown.
+        `message_id` and `queue` say which message this is (see lua/begin.lua).
         """
+        lease = self.settings.outbox_lease_s
         res = self.script("begin")(
-            args=[self.p, event_id, repr(now), repr(now + self.settings.outbox_lease_s), max_starts]
+            args=[self.p, event_id, repr(now), repr(now + lease), max_starts, message_id, queue]
         )
         if not res:
             return None
@@ -41,7 +73,7 @@ class EventLife(StoreBase):
         actions = {
             acts[i].decode(): ActionState.from_json(json.loads(acts[i + 1])) for i in range(0, len(acts), 2)
         }
-        return ev, actions, bool(started)
+        return ev, actions, Start(int(started))
 
     def set_status(
         self,
@@ -113,6 +145,43 @@ class EventLife(StoreBase):
             keys=[f"{self.p}:outbox"], args=[repr(now), self.settings.outbox_lease_s, limit]
         )
         return [i.decode() for i in ids]
+
+    def hand_over(
+        self, queue_lengths: Mapping[str, int] | None, *, now: float | None = None, limit: int = 500
+    ) -> Claim:
+        """Claim up to `limit` due outbox entries for the reconciler: what to send, and what was left waiting.
+
+        An event whose last message is still out is left waiting, unless that message is lost (the rules
+        are in lua/hand_over.lua). `queue_lengths` are the broker's (None when it did not answer). Each
+        hand-off is recorded on its event before it is returned: send it with that message id and queue.
+        """
+        now = time.time() if now is None else now
+        lengths = queue_lengths or {}
+        stem = f"rc-{int(now * 1000)}-{secrets.token_hex(4)}"
+        handed, waiting, seen = self.script("hand_over")(
+            args=[
+                self.p,
+                repr(now),
+                self.settings.outbox_lease_s,
+                limit,
+                stem,
+                LIVE_QUEUE,
+                lengths.get(LIVE_QUEUE, -1),
+                REPLAY_QUEUE,
+                lengths.get(REPLAY_QUEUE, -1),
+            ]
+        )
+        flat = [x.decode() for x in handed]
+        return Claim([HandOff(*flat[i : i + 3]) for i in range(0, len(flat), 3)], int(waiting), int(seen))
+
+    def withdraw(self, handoff: HandOff, *, now: float | None = None) -> bool:
+        """Undo a hand-off whose message could not be sent: the event is due again at once."""
+        now = time.time() if now is None else now
+        done = self.script("withdraw_hand_off")(
+            keys=[self.key("ev", handoff.event_id), f"{self.p}:outbox"],
+            args=[handoff.event_id, handoff.message_id, repr(now)],
+        )
+        return bool(done)
 
     def statuses(self, event_ids: Sequence[str]) -> list[str | None]:
         """The status of each event (None for an unknown one), in one round trip."""

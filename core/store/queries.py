@@ -21,6 +21,7 @@ class WorkerCounters:
     latency_buckets: dict[str, int] = field(default_factory=dict)  # upper bound ("+Inf" last) -> count
     latency_sum: float = 0.0
     late: int = 0  # deliveries whose event was older than the dedup window when validated
+    handoffs: int = 0  # messages the reconciler sent
 
 
 class Queries(StoreBase):
@@ -167,6 +168,8 @@ class Queries(StoreBase):
                 out.latency_sum = float(value)
             elif kind == "late":
                 out.late = int(value)
+            elif kind == "reconciler" and rest == "handed_over":
+                out.handoffs = int(value)
         return out
 
     def counts(self) -> dict[str, int]:

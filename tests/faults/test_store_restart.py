@@ -22,7 +22,7 @@ from tests.support import Proc, free_port, signed, wait_for, worker_env
 pytestmark = pytest.mark.integration
 
 CLIENTS = 3
-PAUSE_S = 0.03  # per client between requests: ~90 requests/s in all
+PAUSE_S = 0.03  # per client between requests: ~80 requests/s in all (measured; each answer takes a few ms)
 CLIENT_TIMEOUT_S = 5.0
 
 
@@ -86,7 +86,7 @@ def valkey(tmp_path):
 
 @pytest.mark.timeout(90)
 def test_store_killed_and_restarted_under_traffic(tmp_path, valkey, workers, smtp_sink):
-    """Valkey (store and broker) is SIGKILLed while a real gunicorn intake takes ~90 requests/s and a
+    """Valkey (store and broker) is SIGKILLed while a real gunicorn intake takes ~80 requests/s and a
     worker processes them, then restarted on the same port and data dir 3 s later. Every request
     answered 202 is processed, those in the outage got 503 (nothing else: no 500, no timeout), and a
     sender retrying its 503s (as Voucherify does) ends with every customer emailed once."""

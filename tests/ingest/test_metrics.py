@@ -173,6 +173,14 @@ class TestWorkerSeries:
         saved = store.r.hget(store.key("act", event_id), "notify_customer")
         assert json.loads(saved)["status"] == "pending"
 
+    def test_reconciler_hand_offs(self, store, client):
+        """Every message the reconciler sends is counted, by the script that records it on the event."""
+        assert sample(scrape(client), f"{P}_reconciler_handoffs_total") == 0
+        accept(store, now=1000.0)
+        claim = store.hand_over({"events": 0, "replay": 0}, now=1000.0 + store.settings.outbox_lease_s)
+        assert len(claim.handoffs) == 1
+        assert sample(scrape(client), f"{P}_reconciler_handoffs_total") == 1
+
     def test_backlog(self, settings, store):
         """Unfinished events, the outbox, each broker queue's length and the oldest unfinished event's age."""
         queue = TaskQueue(settings)

@@ -1,7 +1,7 @@
 import pytest
 import redis
 
-from core.queue import LIVE_QUEUE, PROCESS_EVENT, REPLAY_QUEUE, TaskQueue
+from core.queue import LIVE_QUEUE, PROCESS_EVENT, RECONCILE_QUEUE, REPLAY_QUEUE, TaskQueue
 from workers.app import create_celery
 
 
@@ -20,13 +20,21 @@ class TestQueues:
         assert r.llen(REPLAY_QUEUE) == 2
 
     def test_worker_consumes_live_queue_first(self, settings):
-        """A plain `celery -A workers worker` listens to both queues, live deliveries first."""
+        """A plain `celery -A workers worker` listens to every queue, live deliveries first, and the
+        reconciler's own queue too."""
         app = create_celery(settings)
-        assert [q.name for q in app.conf.task_queues] == [LIVE_QUEUE, REPLAY_QUEUE]
+        assert [q.name for q in app.conf.task_queues] == [LIVE_QUEUE, REPLAY_QUEUE, RECONCILE_QUEUE]
         assert [(q.exchange.name, q.routing_key) for q in app.conf.task_queues] == [
             (LIVE_QUEUE, LIVE_QUEUE),
             (REPLAY_QUEUE, REPLAY_QUEUE),
+            (RECONCILE_QUEUE, RECONCILE_QUEUE),
         ]
+
+    def test_the_reconciler_runs_on_its_own_queue(self, settings):
+        """Regression: the reconcile task waited in `replay` behind the very backlog it must see through,
+        and expired there unrun."""
+        app = create_celery(settings)
+        assert app.conf.beat_schedule["reconcile"]["options"]["queue"] == RECONCILE_QUEUE
 
 
 class TestUnsignedMode:

@@ -16,7 +16,17 @@ SCRIPTS = sorted(p.name.removesuffix(".lua") for p in resources.files("core.stor
 
 def test_every_script_is_there():
     """The scripts the store runs are the files in core/store/lua (a rename breaks this, not production)."""
-    assert SCRIPTS == ["accept", "begin", "claim_due", "mark_late", "release", "reserve", "set_status"]
+    assert SCRIPTS == [
+        "accept",
+        "begin",
+        "claim_due",
+        "hand_over",
+        "mark_late",
+        "release",
+        "reserve",
+        "set_status",
+        "withdraw_hand_off",
+    ]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -33,7 +43,7 @@ def test_header_lists_keys_argv_and_return(name):
         assert word in text, f"{name}.lua does not say its {word}"
 
 
-@pytest.mark.parametrize("name", ["begin", "set_status"])
+@pytest.mark.parametrize("name", ["begin", "hand_over", "set_status"])
 def test_terminal_statuses_agree(name):
     """The scripts' TERMINAL table is core.states.TERMINAL."""
     table = re.search(r"^local TERMINAL = \{(.*)\}", lua(name), re.M)
