@@ -205,8 +205,8 @@ def load(
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
-            last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-            where = f" ({last.filename}:{last.lineno})" if last else ""
+            frame = _culprit(module_name, traceback.extract_tb(exc.__traceback__))
+            where = f" ({frame.filename}:{frame.lineno})" if frame else ""
             raise HandlerError(
                 f"HANDLERS: module {module_name!r} failed to import{where}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -238,6 +238,15 @@ def load(
                     "documents (docs/event-types.md); fix the typo, or pass undocumented=True to on()"
                 )
     return tuple(specs)
+
+
+def _culprit(module_name: str, frames: traceback.StackSummary) -> traceback.FrameSummary | None:
+    """The frame to show for a module that failed to import: the line in the module itself, else the
+    innermost line in a real file (not importlib's frozen machinery)."""
+    tail = module_name.replace(".", "/")
+    mine = [f for f in frames if f.filename.endswith((f"{tail}.py", f"{tail}/__init__.py"))]
+    real = [f for f in frames if not f.filename.startswith("<")]
+    return (mine or real or [None])[-1]
 
 
 class HandlerAction:
