@@ -246,7 +246,8 @@ def _culprit(module_name: str, frames: traceback.StackSummary) -> traceback.Fram
     tail = module_name.replace(".", "/")
     mine = [f for f in frames if f.filename.endswith((f"{tail}.py", f"{tail}/__init__.py"))]
     real = [f for f in frames if not f.filename.startswith("<")]
-    return (mine or real or [None])[-1]
+    found = mine or real
+    return found[-1] if found else None
 
 
 class HandlerAction:
