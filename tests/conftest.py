@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import redis
 from cli import embedded
 from core.settings import Settings
 from core.store import EventStore
-from tests.support import SECRET, SmtpSink
+from tests.support import SECRET, HttpSink, Proc, SmtpSink, start_worker, worker_env
 
 _db_numbers = itertools.count(1)
 
@@ -82,3 +82,32 @@ def smtp() -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[HttpSink]:
+    """A real HTTP receiver on localhost (tests.support.HttpSink)."""
+    server = HttpSink().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """Start real worker processes (`workers(redis_url, concurrency=2, beat=True, **env)`); all are stopped
+    at teardown."""
+    started: list[Proc] = []
+
+    def start(redis_url: str, *, concurrency: int = 2, beat: bool = True, **env: str) -> Proc:
+        log = tmp_path / f"worker-{len(started)}.log"
+        proc = start_worker(worker_env(redis_url, **env), log, concurrency=concurrency, beat=beat)
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from core.replay import ReplayFilter, replay_many, replay_one
 from core.states import Status
 from core.store import EventStore
 from tests.faults.helpers import FAULT_ENV, Intake, fault_settings, wait_settled
-from tests.support import ROOT, Proc, start_worker, worker_env
+from tests.support import ROOT, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -90,27 +89,6 @@ def handler_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
-    started: list[Proc] = []
-
-    def start(redis_url: str, env: dict[str, str], *, concurrency: int = 2, beat: bool = True) -> Proc:
-        proc = start_worker(
-            worker_env(redis_url, **env),
-            tmp_path / f"worker-{len(started)}.log",
-            concurrency=concurrency,
-            beat=beat,
-        )
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.stop()
-
-
 def event(event_type: str, code: str | None = None) -> dict:
     doc = examples.example_envelope(event_type)
     if code is not None:
@@ -123,7 +101,7 @@ class TestHandlersInAWorker:
         """Three deliveries of one event: one event, one handler run."""
         settings = fault_settings(redis_url, tmp_path)
         store, intake = EventStore.from_settings(settings), Intake(settings)
-        workers(redis_url, handler_env)
+        workers(redis_url, **handler_env)
         doc = event("voucher.updated")
         answers = [intake.post(doc) for _ in range(3)]
         assert [a["status"] for a in answers] == ["queued", "duplicate", "duplicate"]
@@ -137,7 +115,7 @@ class TestHandlersInAWorker:
         """Two transient failures, then success: processed, three attempts in the handler's history."""
         settings = fault_settings(redis_url, tmp_path)
         store, intake = EventStore.from_settings(settings), Intake(settings)
-        workers(redis_url, handler_env)
+        workers(redis_url, **handler_env)
         event_id = intake.post(event("voucher.enabled"))["id"]
         assert wait_settled(store, [event_id], timeout=45) == {event_id: Status.PROCESSED}
         action = store.document(event_id)["actions"]["handler:shop_handlers.flaky"]
@@ -150,7 +128,7 @@ class TestHandlersInAWorker:
         """Two handlers on one type: one dead, the other succeeded once; a replay reruns only the dead one."""
         settings = fault_settings(redis_url, tmp_path)
         store, intake = EventStore.from_settings(settings), Intake(settings)
-        workers(redis_url, handler_env)
+        workers(redis_url, **handler_env)
         event_id = intake.post(event("voucher.disabled"))["id"]
         assert wait_settled(store, [event_id], timeout=30) == {event_id: Status.DEAD}
         doc = store.document(event_id)
@@ -168,8 +146,8 @@ class TestHandlersInAWorker:
         """Two events with the same once-key, handled at the same time by two workers: one side effect."""
         settings = fault_settings(redis_url, tmp_path)
         store, intake = EventStore.from_settings(settings), Intake(settings)
-        workers(redis_url, handler_env, concurrency=1)
-        workers(redis_url, handler_env, concurrency=1, beat=False)
+        workers(redis_url, **handler_env, concurrency=1)
+        workers(redis_url, **handler_env, concurrency=1, beat=False)
         code = f"ONCE-{uuid.uuid4().hex[:8]}"
         ids = [intake.post(event("voucher.deleted", code))["id"] for _ in range(2)]
         assert set(wait_settled(store, ids, timeout=45).values()) == {Status.PROCESSED}
@@ -188,12 +166,12 @@ class TestBackfill:
         settings = fault_settings(redis_url, tmp_path)
         store, intake = EventStore.from_settings(settings), Intake(settings)
         queue = TaskQueue(settings)
-        before = workers(redis_url, {k: v for k, v in handler_env.items() if k != "HANDLERS"})
+        before = workers(redis_url, **{k: v for k, v in handler_env.items() if k != "HANDLERS"})
         ids = [intake.post(event("voucher.updated"))["id"] for _ in range(3)]
         assert set(wait_settled(store, ids, timeout=30).values()) == {Status.IGNORED}
         before.stop()
 
-        workers(redis_url, handler_env)
+        workers(redis_url, **handler_env)
         flt = ReplayFilter(status="ignored", event_type="voucher.updated")
         assert replay_many(store, queue, flt) == 3
         assert set(wait_settled(store, ids, timeout=30).values()) == {Status.PROCESSED}

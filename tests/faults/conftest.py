@@ -7,30 +7,21 @@ a reconciler every 0.5 s, so an event whose worker died is handed over again wit
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.faults.helpers import FAULT_ENV
-from tests.support import Proc, SmtpSink, start_worker, worker_env
+from tests.support import Proc, SmtpSink
 
 
 @pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
-    """Start real worker processes (`workers(redis_url, **env)`); all are stopped at teardown."""
-    started: list[Proc] = []
+def workers(workers: Callable[..., Proc]) -> Callable[..., Proc]:
+    """The suite's `workers`, with the fault tests' short timings (FAULT_ENV) unless a test overrides them."""
 
     def start(redis_url: str, *, concurrency: int = 2, **env: str) -> Proc:
-        log = tmp_path / f"worker-{len(started)}.log"
-        proc = start_worker(worker_env(redis_url, **{**FAULT_ENV, **env}), log, concurrency=concurrency)
-        started.append(proc)
-        return proc
+        return workers(redis_url, concurrency=concurrency, **{**FAULT_ENV, **env})
 
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.stop()
+    return start
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.support import ROOT, HttpSink
+from tests.support import ROOT
 from workers import handlers
 from workers.handlers import PermanentError, Skip, TransientError
 
@@ -20,15 +20,6 @@ def shop(monkeypatch):
     import shop_handlers
 
     return shop_handlers
-
-
-@pytest.fixture
-def sink():
-    server = HttpSink().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_it_loads_as_a_worker_loads_it(shop):

@@ -22,15 +22,6 @@ from workers.errors import PermanentError, TransientError
 DEST_SECRET = "dest-secret-" + "f" * 16
 
 
-@pytest.fixture
-def sink():
-    server = HttpSink().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def forwarder(url, *, name="crm", secret=DEST_SECRET, timeout=2.0):
     return Forwarder(ForwardDestination(name, url, secret), timeout=timeout)
 
