@@ -12,6 +12,7 @@ from core.replay import ReplayFilter, count_matching, job_view, replay_many, rep
 from core.states import ActionState, ActionStatus
 from ingest.dedup import dedup_key
 from tests.fakes import RecordingQueue
+from tests.support import ROOT
 from workers import pipeline
 
 
@@ -315,3 +316,27 @@ class TestJob:
     def test_unknown_job(self, store, queue):
         assert run_job(store, queue, "job_nope") is None
         assert job_view(store, "job_nope") is None
+
+
+class TestResetRule:
+    """The rule reset_for_replay applies, and docs/operations.md states it the same way."""
+
+    RESET = ("pending", "failed", "dead")
+    KEPT = ("succeeded", "skipped")
+
+    def test_unfinished_actions_are_reset_finished_ones_kept(self, store):
+        event_id = deliver(store)
+        for status in self.RESET + self.KEPT:
+            store.put_action(event_id, status, ActionState(ActionStatus(status), attempts=2))
+        store.reset_for_replay(event_id)
+        after = {name: str(state.status) for name, state in store.actions(event_id).items()}
+        assert after == {**dict.fromkeys(self.RESET, "pending"), **{k: k for k in self.KEPT}}
+        assert set(self.RESET + self.KEPT) == {str(s) for s in ActionStatus}  # every status has its rule
+
+    def test_the_operations_guide_says_so(self):
+        """Regression: the guide said only `failed` and `dead` actions are reset."""
+        doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+        section = doc.split("## Replaying", 1)[1].split("\n## ", 1)[0]
+        rule = section.strip().split("\n\n", 1)[0]
+        for status in self.RESET + self.KEPT:
+            assert f"`{status}`" in rule, status
