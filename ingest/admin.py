@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hmac
 import json
-import math
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
@@ -34,6 +34,19 @@ def require_token() -> None:
     scheme, _, value = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
         abort(401, description="send Authorization: Bearer <ADMIN_TOKEN>")
+    # A misspelt filter (?stauts=dead) must not be read as no filter at all.
+    allowed = _QUERY.get(request.endpoint or "", ())
+    unknown = sorted(k for k in request.args if k not in allowed)
+    if unknown:
+        known = f"the parameters are {', '.join(allowed)}" if allowed else "this route takes none"
+        abort(400, description=f"{unknown[0]}: unknown query parameter; {known}")
+
+
+# The query parameters each admin route reads.
+_QUERY = {
+    "admin.list_events": ("status", "type", "since", "until", "limit"),
+    "admin.replay_event": ("all",),
+}
 
 
 @bp.get("/events")
@@ -163,13 +176,16 @@ def _limit(value: str | None) -> int:
     """1 to 1000 events (more is capped at 1000); 50 when not given."""
     if value is None or value == "":
         return 50
-    if not value.isdigit() or len(value) > 9 or int(value) < 1:
+    # ASCII digits only (str.isdigit also takes "²", which int() refuses); any length, so no int() of a
+    # huge string: past 4 significant digits it is more than the cap anyway.
+    digits = value.lstrip("0")
+    if not (value.isascii() and value.isdigit()) or not digits:
         abort(400, description="limit: must be a whole number from 1 (at most 1000 are returned)")
-    return min(int(value), 1000)
+    return 1000 if len(digits) > 4 else min(int(digits), 1000)
 
 
 def _time(value: object, name: str) -> float | None:
-    """Accept epoch seconds or ISO-8601 (a trailing Z allowed); 400 naming the field for anything else."""
+    """Epoch seconds (years 1 to 9999) or an RFC 3339 / ISO-8601 time with a zone; 400 naming the field."""
     if value is None or value == "":
         return None
     ts: float | None = None
@@ -182,28 +198,64 @@ def _time(value: object, name: str) -> float | None:
         try:
             ts = float(value)
         except ValueError:
-            ts = _iso(value, name)
+            return _iso(value, name)
         except OverflowError:
             ts = None
     else:
         abort(400, description=f"{name}: expected epoch seconds or an ISO-8601 time")
-    # NaN, infinities and times past year 9999 mean nothing here (and Redis refuses a NaN bound).
-    if ts is None or not math.isfinite(ts) or abs(ts) > _MAX_EPOCH:
-        abort(400, description=f"{name}: a time between years 1 and 9999, as epoch seconds or ISO-8601")
+    # NaN and infinities mean nothing here (and Redis refuses a NaN bound); outside years 1-9999 a bound
+    # cannot be shown as a time (a replay job shows its filter).
+    if ts is None or not _MIN_EPOCH <= ts <= _MAX_EPOCH:
+        abort(400, description=f"{name}: a time within years 1 to 9999, as epoch seconds or ISO-8601")
     return ts
 
 
+_MIN_EPOCH = -62135596800.0  # 0001-01-01T00:00:00Z
 _MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z
+# RFC 3339 date-time (JSON Schema's "date-time"): Python's fromisoformat refuses some valid ones (a
+# lower-case t or z, a leap second, year 0), so those are read here.
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d+)?(?:([Zz])|([+-])(\d\d):(\d\d))",
+    re.ASCII,
+)
 
 
 def _iso(value: str, name: str) -> float:
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        abort(400, description=f"{name}: expected epoch seconds or an ISO-8601 time")
-    if dt.tzinfo is None:
-        abort(400, description=f"{name}: give a time zone (e.g. a trailing Z)")
-    try:
-        return dt.timestamp()
-    except (OverflowError, ValueError):
-        abort(400, description=f"{name}: a time between years 1 and 9999")
+    """An RFC 3339 time, or any ISO-8601 time with a zone, as epoch seconds within years 1 to 9999."""
+    if m := _RFC3339.fullmatch(value):
+        y, mo, d, h, mi, sec = (int(g) for g in m.groups()[:6])
+        oh, om = (0, 0) if m[8] else (int(m[10]), int(m[11]))
+        if not (
+            1 <= mo <= 12 and 1 <= d <= _days_in_month(y, mo) and h < 24 and mi < 60 and sec <= 60
+        ) or not (oh < 24 and om < 60):
+            abort(400, description=f"{name}: not a valid date and time")
+        offset = (oh * 3600 + om * 60) * (-1 if m[9] == "-" else 1)
+        ts = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+        ts += float(m[7]) if m[7] else 0.0
+    else:
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            abort(400, description=f"{name}: expected epoch seconds or an ISO-8601 time")
+        if dt.tzinfo is None:
+            abort(400, description=f"{name}: give a time zone (e.g. a trailing Z)")
+        # Subtracting aware datetimes cannot overflow the way .timestamp() can near year 9999.
+        ts = (dt - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
+    # A time just outside years 1-9999 once in UTC is as good as the first or last time there is.
+    return min(max(ts, _MIN_EPOCH), _MAX_EPOCH)
+
+
+def _days_in_month(y: int, m: int) -> int:
+    if m == 2:
+        return 29 if y % 4 == 0 and (y % 100 != 0 or y % 400 == 0) else 28
+    return 30 if m in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date, year 0 included (H. Hinnant's algorithm)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
