@@ -26,7 +26,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from ingest import examples, signature
+from core import examples
+from ingest import signature
 from tests.support import ROOT, SECRET, free_port, http, signed, start_intake, wait_for, worker_env
 
 TOKEN = "admin-token-" + "o" * 20

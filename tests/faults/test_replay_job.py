@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest import examples
-from ingest.queue import TaskQueue
-from ingest.replay import JOB_PAGE, ReplayFilter, job_view, start_job
-from tests.faults.conftest import FAULT_ENV, Stopwatch, fault_settings
+from core import examples
+from core.queue import TaskQueue
+from core.replay import JOB_PAGE, ReplayFilter, job_view, start_job
+from tests.faults.helpers import FAULT_ENV, Stopwatch, fault_settings
 from tests.support import start_worker, wait_for, worker_env
 
 pytestmark = pytest.mark.integration
