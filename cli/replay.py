@@ -83,10 +83,11 @@ def _replay_job(store: Any, queue: TaskQueue, flt: ReplayFilter, *, all_actions:
     print(f"job {job_id}: replaying {job['total']} event(s) on a worker", file=sys.stderr)
     waited = time.monotonic()
     while True:
-        job = job_view(store, job_id)
-        if job is None:
+        seen = job_view(store, job_id)
+        if seen is None:
             print(f"job {job_id} is gone", file=sys.stderr)
             return 1
+        job = seen
         _progress(job["done"], job["total"])
         if job["state"] in ("done", "failed"):
             break

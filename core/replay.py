@@ -12,10 +12,11 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from core.queue import REPLAY_QUEUE, TaskQueue
 from core.store import EventStore, iso
+from core.store.base import text
 from schemas import event_types
 
 
@@ -146,14 +147,15 @@ def count_matching(store: EventStore, flt: ReplayFilter, *, page: int = 1000) ->
         # each document's own type, a page at a time.
         n = offset = 0
         while True:
-            chunk = store.r.zrangebyscore(_index(store, flt), lo, hi, start=offset, num=page)
-            if not chunk:
+            index = _index(store, flt)
+            members = cast(list[bytes], store.r.zrangebyscore(index, lo, hi, start=offset, num=page))
+            if not members:
                 return n
             pipe = store.r.pipeline(transaction=False)
-            for member in chunk:
+            for member in members:
                 pipe.hget(store.key("ev", member.decode()), "event_type")
-            n += sum(1 for ty in pipe.execute() if ty is not None and ty.decode() == flt.event_type)
-            offset += len(chunk)
+            n += sum(1 for ty in pipe.execute() if ty is not None and text(ty) == flt.event_type)
+            offset += len(members)
     if not (flt.status and flt.event_type):
         return int(store.r.zcount(_index(store, flt), lo, hi))
     status_index, type_index = f"{store.p}:st:{flt.status}", f"{store.p}:ty:{label}"
@@ -161,7 +163,7 @@ def count_matching(store: EventStore, flt: ReplayFilter, *, page: int = 1000) ->
         return int(store.r.zintercard(2, [status_index, type_index]))
     n = offset = 0
     while True:
-        chunk = store.r.zrangebyscore(status_index, lo, hi, start=offset, num=page)
+        chunk = cast(list[str], store.r.zrangebyscore(status_index, lo, hi, start=offset, num=page))
         if not chunk:
             return n
         n += sum(1 for score in store.r.zmscore(type_index, chunk) if score is not None)
@@ -225,7 +227,7 @@ def start_job(
 
 def _load(store: EventStore, job_id: str) -> dict[str, str] | None:
     raw = store.r.hgetall(_job_key(store, job_id))
-    return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+    return {text(k): text(v) for k, v in raw.items()} if raw else None
 
 
 def job_view(store: EventStore, job_id: str) -> dict[str, Any] | None:
@@ -281,7 +283,10 @@ def _next_page(store: EventStore, job_id: str, job: dict[str, str]) -> list[str]
     offset = 0
     while True:
         lo = start if score is None else score
-        chunk = store.r.zrangebyscore(index, lo, hi, start=offset, num=JOB_PAGE, withscores=True)
+        chunk = cast(
+            list[tuple[bytes, float]],
+            store.r.zrangebyscore(index, lo, hi, start=offset, num=JOB_PAGE, withscores=True),
+        )
         if not chunk:
             return []
         # Members of equal score come in id order: skip those at the cursor's score up to its id.

@@ -230,7 +230,7 @@ def _iso(value: str, name: str) -> float:
         ) or not (oh < 24 and om < 60):
             abort(400, description=f"{name}: not a valid date and time")
         offset = (oh * 3600 + om * 60) * (-1 if m[9] == "-" else 1)
-        ts = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+        ts = float(_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset)
         ts += float(m[7]) if m[7] else 0.0
     else:
         try:
