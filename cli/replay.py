@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from cli import common
 from core.queue import TaskQueue
-from core.replay import ReplayFilter, replay_many, replay_one
+from core.replay import (
+    JobNotStartedError,
+    ReplayFilter,
+    count_matching,
+    job_view,
+    replay_one,
+    start_job,
+)
 from core.store import STATUSES
 
 
@@ -27,11 +35,12 @@ def register(sub: Any) -> None:
     rp.add_argument("--since", help="bulk: received at or after (ISO-8601 or epoch seconds)")
     rp.add_argument("--until", help="bulk: received at or before (ISO-8601 or epoch seconds)")
     rp.add_argument("--dry-run", action="store_true", help="count what would be replayed, replay nothing")
+    rp.add_argument("--all", action="store_true", help="bulk: every stored event (needed when no filter)")
     rp.set_defaults(func=cmd_replay)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    if args.id and (args.status or args.event_type or args.since or args.until):
+    if args.id and (args.status or args.event_type or args.since or args.until or args.all):
         print("give an event id or filters, not both", file=sys.stderr)
         return 2
     store = common.store()
@@ -54,22 +63,53 @@ def cmd_replay(args: argparse.Namespace) -> int:
         since=common.parse_time(args.since),
         until=common.parse_time(args.until),
     )
-    total = replay_many(store, queue, flt, dry_run=True)
+    if flt == ReplayFilter() and not args.all:
+        print("no filter given: add --all to replay every stored event", file=sys.stderr)
+        return 2
     if args.dry_run:
-        print(f"would replay {total} event(s)")
+        print(f"would replay {count_matching(store, flt)} event(s)")
         return 0
+    return _replay_job(store, queue, flt, all_actions=args.all_actions)
 
-    def progress(done: int) -> None:
-        width = 30
-        filled = int(width * done / total) if total else width
-        print(
-            f"\rreplaying [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
 
-    done = replay_many(store, queue, flt, all_actions=args.all_actions, progress=progress)
+def _replay_job(store: Any, queue: TaskQueue, flt: ReplayFilter, *, all_actions: bool) -> int:
+    """Start a bulk replay job (a worker runs it, as for POST /admin/replay) and draw its progress."""
+    try:
+        job = start_job(store, queue, flt, all_actions=all_actions)
+    except JobNotStartedError as exc:
+        print(f"cannot reach the broker: job {exc} was not started", file=sys.stderr)
+        return 1
+    job_id = job["job"]
+    print(f"job {job_id}: replaying {job['total']} event(s) on a worker", file=sys.stderr)
+    waited = time.monotonic()
+    while True:
+        seen = job_view(store, job_id)
+        if seen is None:
+            print(f"job {job_id} is gone", file=sys.stderr)
+            return 1
+        job = seen
+        _progress(job["done"], job["total"])
+        if job["state"] in ("done", "failed"):
+            break
+        if job["state"] == "queued" and waited and time.monotonic() - waited > 10:
+            print(f"\nstill waiting for a worker to start job {job_id}: is one running?", file=sys.stderr)
+            waited = 0.0
+        time.sleep(0.2)
     print(file=sys.stderr)
-    print(f"replayed {done} event(s)")
+    if job["state"] == "failed":
+        print(f"job {job_id} failed: {job['error']}", file=sys.stderr)
+        return 1
+    print(f"replayed {job['count']} event(s)")
     return 0
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    # The total is the store's count when the job started; events that expired meanwhile are skipped.
+    filled = min(width, int(width * done / total)) if total else width
+    print(
+        f"\rreplaying [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )

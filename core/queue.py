@@ -20,6 +20,7 @@ from core.settings import Settings
 
 PROCESS_EVENT = "voucherify.process_event"
 RECONCILE = "voucherify.reconcile"
+REPLAY_JOB = "voucherify.replay_job"  # a bulk replay, run by a worker a page at a time (ingest/replay.py)
 
 LIVE_QUEUE = "events"  # fresh deliveries from the intake
 REPLAY_QUEUE = "replay"  # replays, retries and reconciler hand-offs: live traffic keeps its latency
@@ -149,6 +150,10 @@ class TaskQueue:
     def process_event(self, event_id: str, *, queue: str = LIVE_QUEUE) -> None:
         """Hand an event to a worker. At-least-once: the outbox covers a send that is lost."""
         self.celery.send_task(PROCESS_EVENT, args=[event_id], queue=queue, retry=False)
+
+    def replay_job(self, job_id: str) -> None:
+        """Hand a bulk replay job to a worker, on the replay queue."""
+        self.celery.send_task(REPLAY_JOB, args=[job_id], queue=REPLAY_QUEUE, retry=False)
 
     def ping(self) -> bool:
         """True when the broker accepts a connection."""

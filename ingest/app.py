@@ -10,7 +10,7 @@ from core.logs import configure_logging, secrets_of, warn_if_unsigned
 from core.queue import TaskQueue
 from core.settings import Settings
 from core.store import EventStore
-from ingest import admin, metrics, views
+from ingest import admin, metrics, openapi, views
 from ingest.services import Services, init_app
 
 
@@ -41,12 +41,17 @@ def create_app(
     init_app(app, svc)
     app.register_blueprint(views.bp)
     app.register_blueprint(admin.bp)
+    openapi.document()  # read and checked at start
+    app.register_blueprint(openapi.bp)
     # A test double for the queue has no broker to count messages in.
     metrics.init_app(app, settings, svc.store, getattr(svc.queue, "celery", None))
 
     @app.errorhandler(HTTPException)
-    def json_error(exc: HTTPException) -> tuple[Response, int]:
+    def json_error(exc: HTTPException) -> tuple[Response, int, list[tuple[str, str]]]:
         # One JSON error shape everywhere, so senders and scripts can read the reason.
-        return jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description), exc.code or 500
+        # Keep the exception's own headers (a 405's Allow, which RFC 9110 requires), not its content type.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        body = jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description)
+        return body, exc.code or 500, headers
 
     return app

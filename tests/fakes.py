@@ -22,6 +22,11 @@ class RecordingQueue:
             raise ConnectionError("broker down")
         self.sent.append((event_id, queue))
 
+    def replay_job(self, job_id: str) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.sent.append((job_id, "replay_job"))
+
     def ping(self) -> bool:
         return not self.fail
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from core.queue import PROCESS_EVENT, RECONCILE, queue_lengths
+from core import replay
+from core.queue import PROCESS_EVENT, RECONCILE, REPLAY_JOB, REPLAY_QUEUE, queue_lengths
 from workers import pipeline, reconciler
 from workers.runtime import runtime_for
 
@@ -45,3 +46,29 @@ def reconcile(self: Task) -> int:
     # Retention: every run also drops a bounded slice of the index entries of expired events.
     rt.store.prune_expired()
     return handed
+
+
+class _SendOnReplay:
+    """What replay.run_job sends with: process_event by name, from inside a worker."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def process_event(self, event_id: str, *, queue: str = REPLAY_QUEUE) -> None:
+        self.app.send_task(PROCESS_EVENT, args=[event_id], queue=queue)
+
+
+@task(REPLAY_JOB)
+def replay_job(self: Task, job_id: str) -> str | None:
+    settings = self.app.settings
+    # A slice well inside the task's time limit; a job longer than that goes on in a fresh message, which
+    # also lets live traffic and other replays in between (workers take the live queue first).
+    state = replay.run_job(
+        runtime_for(settings).store,
+        _SendOnReplay(self.app),
+        job_id,
+        slice_s=max(1.0, min(20.0, settings.task_time_limit_s / 3)),
+    )
+    if state == "running":
+        self.app.send_task(REPLAY_JOB, args=[job_id], queue=REPLAY_QUEUE)
+    return state

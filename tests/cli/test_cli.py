@@ -289,6 +289,16 @@ class TestRunLifecycle:
         assert not url_file.exists()
         assert not _answers(svc.port)
         # Every line `run`'s children wrote is JSON; `run` itself prints a few plain lines for humans.
-        for line in svc.proc.output().splitlines():
-            if line.startswith("{"):
+        # Regression: this skipped every line not starting with "{", so plain lines passed unseen.
+        own = ("store      ", "secret     ", "intake     ", "try it     ", "stop       ")
+        lines = svc.proc.output().splitlines()
+        assert len(lines) > len(own)
+        plain = []
+        for line in lines:
+            if line.startswith(own):
+                continue
+            try:
                 json.loads(line)
+            except ValueError:
+                plain.append(line)
+        assert plain == [], "\n".join(lines)

@@ -83,3 +83,15 @@ class TestPipelineContext:
         assert line["event_type"] == "publication.succeeded"
         assert line["action"] == dispatch.NOTIFY_CUSTOMER
         assert logs.bound() == {}
+
+
+def test_celerys_signal_handler_notices_are_json(settings, tmp_path):
+    """Regression: "worker: Warm shutdown (MainProcess)" went out as plain text past logging and --quiet."""
+    from celery.apps import worker as celery_worker
+
+    signals.connect(settings)
+    path = tmp_path / "out"
+    with open(path, "w") as f:
+        celery_worker.safe_say("worker: Warm shutdown (MainProcess)", f)
+    (line,) = path.read_text().splitlines()
+    assert json.loads(line)["msg"] == "worker: Warm shutdown (MainProcess)"

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from core import examples
-from core.queue import PROCESS_EVENT, RECONCILE
+from core.queue import PROCESS_EVENT, RECONCILE, REPLAY_JOB
+from core.replay import ReplayFilter, job_view, start_job
 from core.states import Status
 from ingest.dedup import dedup_key
 from workers import runtime
@@ -24,7 +25,7 @@ def app(settings):
 
 
 class TestRegistration:
-    @pytest.mark.parametrize("name", [PROCESS_EVENT, RECONCILE])
+    @pytest.mark.parametrize("name", [PROCESS_EVENT, RECONCILE, REPLAY_JOB])
     def test_stable_names_and_at_least_once_options(self, app, name):
         """Each task is known by the name the intake sends, acks late and keeps no result."""
         task = app.tasks[name]
@@ -32,7 +33,7 @@ class TestRegistration:
 
     def test_only_our_tasks_and_celerys_own(self, app):
         ours = {n for n in app.tasks if not n.startswith("celery.")}
-        assert ours == {PROCESS_EVENT, RECONCILE}
+        assert ours == {PROCESS_EVENT, RECONCILE, REPLAY_JOB}
 
 
 class TestThinWrappers:
@@ -57,3 +58,17 @@ class TestThinWrappers:
         assert [json.loads(json.loads(m)["headers"]["argsrepr"].replace("'", '"')) for m in sent] == [
             [event_id]
         ]
+
+    def test_replay_job_runs_the_job_and_sends_its_events_to_the_replay_queue(self, app, store, settings):
+        """The job task replays by name on the replay queue, and says when the job is done."""
+        import redis
+
+        from tests.fakes import RecordingQueue
+
+        event_id, _ = store.accept(b"{}", dedup_key="k", headers={}, secret="s", now=1.0)
+        store.set_status(event_id, Status.DEAD, outbox=False)
+        job_id = start_job(store, RecordingQueue(), ReplayFilter(status="dead"))["job"]
+        assert app.tasks[REPLAY_JOB].run(job_id) == "done"
+        assert job_view(store, job_id)["count"] == 1
+        sent = redis.Redis.from_url(settings.redis_url).lrange("replay", 0, -1)
+        assert [json.loads(m)["headers"]["task"] for m in sent] == [PROCESS_EVENT]
