@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections import Counter
+from itertools import islice
 from typing import Any
 
 from cli import common
@@ -17,7 +20,7 @@ from core.replay import (
     replay_one,
     start_job,
 )
-from core.store import STATUSES
+from core.store import STATUSES, EventStore
 
 
 def register(sub: Any) -> None:
@@ -68,6 +71,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     if args.dry_run:
         print(f"would replay {count_matching(store, flt)} event(s)")
+        _print_would_run(would_run(store, flt, all_actions=args.all_actions))
         return 0
     return _replay_job(store, queue, flt, all_actions=args.all_actions)
 
@@ -113,3 +117,43 @@ def _progress(done: int, total: int) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def would_run(store: EventStore, flt: ReplayFilter, *, all_actions: bool = False) -> Counter[str]:
+    """For a dry run: how many of the matching events would run each action, as the workers route now.
+
+    An action runs on replay unless it already succeeded or skipped for that event (every action does with
+    --all-actions); a handler added since the event arrived runs for it (backfill).
+    """
+    # The worker's own routing: its table, the HANDLERS modules and the forward destinations.
+    from workers import dispatch
+    from workers.runtime import load_handlers
+
+    handlers = load_handlers(store.settings)
+    out: Counter[str] = Counter()
+    ids = iter(store.iter_ids(status=flt.status, event_type=flt.event_type, since=flt.since, until=flt.until))
+    while page := list(islice(ids, 500)):
+        pipe = store.r.pipeline(transaction=False)
+        for event_id in page:
+            pipe.hget(store.key("ev", event_id), "event_type")
+            pipe.hgetall(store.key("act", event_id))
+        replies = pipe.execute()
+        for event_type, states in zip(replies[::2], replies[1::2], strict=True):
+            done = {
+                name.decode()
+                for name, state in states.items()
+                if not all_actions and json.loads(state).get("status") in ("succeeded", "skipped")
+            }
+            names = dispatch.actions_for((event_type or b"").decode(), store.settings, handlers)
+            due = [n for n in names if n not in done]
+            out.update(due or ["(nothing)"])
+    return out
+
+
+def _print_would_run(counts: Counter[str]) -> None:
+    if not counts:
+        return
+    print("per action, events that would run it:")
+    width = max(len(n) for n in counts)
+    for name, n in sorted(counts.items(), key=lambda kv: (kv[0] == "(nothing)", kv[0])):
+        print(f"  {name:<{width}}  {n}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.replay import would_run
 from core import examples
 from core.queue import TaskQueue
 from core.replay import ReplayFilter, replay_many, replay_one
@@ -160,10 +161,15 @@ class TestHandlersInAWorker:
 
 class TestBackfill:
     def test_replaying_ignored_events_runs_a_new_handler_once(
-        self, redis_url, tmp_path, handler_env, workers
+        self, redis_url, tmp_path, handler_env, workers, monkeypatch
     ):
-        """Events stored `ignored` before the handler existed: a replay runs it once each; again, nothing."""
-        settings = fault_settings(redis_url, tmp_path)
+        """Events stored `ignored` before the handler existed: a replay runs it once each; again, nothing.
+        The dry run says per action what would run."""
+        monkeypatch.syspath_prepend(str(tmp_path / "handlers"))
+        monkeypatch.setitem(sys.modules, "shop_handlers", None)  # imported afresh here, forgotten after
+        del sys.modules["shop_handlers"]
+        monkeypatch.setenv("REDIS_URL", redis_url)  # what the module reads when the dry run imports it
+        settings = fault_settings(redis_url, tmp_path, handlers=("shop_handlers",))
         store, intake = EventStore.from_settings(settings), Intake(settings)
         queue = TaskQueue(settings)
         before = workers(redis_url, **{k: v for k, v in handler_env.items() if k != "HANDLERS"})
@@ -173,10 +179,12 @@ class TestBackfill:
 
         workers(redis_url, **handler_env)
         flt = ReplayFilter(status="ignored", event_type="voucher.updated")
+        assert would_run(store, flt) == {"handler:shop_handlers.record": 3}
         assert replay_many(store, queue, flt) == 3
         assert set(wait_settled(store, ids, timeout=30).values()) == {Status.PROCESSED}
         assert sorted(store.r.lrange("calls:record", 0, -1)) == sorted(i.encode() for i in ids)
 
+        assert would_run(store, ReplayFilter(event_type="voucher.updated")) == {"(nothing)": 3}
         assert replay_many(store, queue, ReplayFilter(event_type="voucher.updated")) == 3
         assert set(wait_settled(store, ids, timeout=30).values()) == {Status.PROCESSED}
         assert store.r.llen("calls:record") == 3  # the handler succeeded for each already: nothing new

@@ -6,6 +6,7 @@ Kept working by this test, written the way docs/handlers.md tells users to test 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -17,6 +18,8 @@ from workers.handlers import PermanentError, Skip, TransientError
 @pytest.fixture
 def shop(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "docs" / "examples"))
+    monkeypatch.setitem(sys.modules, "shop_handlers", None)  # imported afresh here, forgotten after
+    del sys.modules["shop_handlers"]
     import shop_handlers
 
     return shop_handlers
