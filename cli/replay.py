@@ -70,8 +70,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print("no filter given: add --all to replay every stored event", file=sys.stderr)
         return 2
     if args.dry_run:
-        print(f"would replay {count_matching(store, flt)} event(s)")
-        _print_would_run(would_run(store, flt, all_actions=args.all_actions))
+        total = count_matching(store, flt)
+        print(f"would replay {total} event(s)")
+        _print_would_run(would_run(store, flt, all_actions=args.all_actions), total)
         return 0
     return _replay_job(store, queue, flt, all_actions=args.all_actions)
 
@@ -119,11 +120,18 @@ def _progress(done: int, total: int) -> None:
     )
 
 
-def would_run(store: EventStore, flt: ReplayFilter, *, all_actions: bool = False) -> Counter[str]:
+# A dry run's per-action breakdown reads each event's actions: bounded, so it stays quick on a large store.
+WOULD_RUN_LIMIT = 10_000
+
+
+def would_run(
+    store: EventStore, flt: ReplayFilter, *, all_actions: bool = False, limit: int = WOULD_RUN_LIMIT
+) -> Counter[str]:
     """For a dry run: how many of the matching events would run each action, as the workers route now.
 
     An action runs on replay unless it already succeeded or skipped for that event (every action does with
-    --all-actions); a handler added since the event arrived runs for it (backfill).
+    --all-actions); a handler added since the event arrived runs for it (backfill). Looks at the oldest
+    `limit` matching events at most, a page at a time (the count itself is the store's, of all of them).
     """
     # The worker's own routing: its table, the HANDLERS modules and the forward destinations.
     from workers import dispatch
@@ -131,7 +139,12 @@ def would_run(store: EventStore, flt: ReplayFilter, *, all_actions: bool = False
 
     handlers = load_handlers(store.settings)
     out: Counter[str] = Counter()
-    ids = iter(store.iter_ids(status=flt.status, event_type=flt.event_type, since=flt.since, until=flt.until))
+    ids = islice(
+        store.iter_ids(
+            status=flt.status, event_type=flt.event_type, since=flt.since, until=flt.until, newest_first=False
+        ),
+        limit,
+    )
     while page := list(islice(ids, 500)):
         pipe = store.r.pipeline(transaction=False)
         for event_id in page:
@@ -150,10 +163,11 @@ def would_run(store: EventStore, flt: ReplayFilter, *, all_actions: bool = False
     return out
 
 
-def _print_would_run(counts: Counter[str]) -> None:
+def _print_would_run(counts: Counter[str], total: int) -> None:
     if not counts:
         return
-    print("per action, events that would run it:")
+    looked = min(total, WOULD_RUN_LIMIT)
+    print(f"per action, events that would run it{'' if looked >= total else f' (of the oldest {looked})'}:")
     width = max(len(n) for n in counts)
     for name, n in sorted(counts.items(), key=lambda kv: (kv[0] == "(nothing)", kv[0])):
         print(f"  {name:<{width}}  {n}")

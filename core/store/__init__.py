@@ -23,14 +23,16 @@ Keys (prefix `vw` by default; one Redis database per deployment):
                               deliveries); kept by the scripts below, so every worker process and machine
                               adds to one place
     {p}:prune:cursor   string where the retention sweep (`prune_expired`) left off
+    {p}:job:{id}       hash   a bulk replay job (jobs.py), and {p}:job:{id}:lock its one runner
     {p}:mail:status    string what the last worker to start found about the SMTP server (core.mailstatus)
 
 Terminal events expire (ev, raw and act keys get a TTL when they settle); their ids are then dropped from
 the index zsets lazily by listings and steadily by `prune_expired`, which the reconciler calls.
 
 The store is split along its seams: `deliveries` (the intake's write), `life` (an event's life in the
-workers), `reservations` (side effects at most once), `queries` (admin API, CLI, metrics) and `retention`;
-their Lua scripts are in `lua/`, each starting with its KEYS, ARGV and what it returns.
+workers), `reservations` (side effects at most once), `queries` (admin API, CLI, metrics), `retention`
+and `jobs` (bulk replays); their Lua scripts are in `lua/`, each starting with its KEYS, ARGV and what it
+returns.
 
 Every state change of an event is one Lua script, so the document, the status indexes and the outbox never
 disagree, and the intake's write is one atomic round trip. Scripts compute further key names from the prefix,
@@ -51,6 +53,7 @@ from core.store.base import (
     new_event_id,
 )
 from core.store.deliveries import Deliveries
+from core.store.jobs import Jobs
 from core.store.life import Claim, EventLife, HandOff, Start
 from core.store.queries import Queries, WorkerCounters
 from core.store.reservations import Reservations
@@ -79,7 +82,7 @@ __all__ = [
 ]
 
 
-class EventStore(Deliveries, EventLife, Reservations, Queries, Retention):
+class EventStore(Deliveries, EventLife, Reservations, Queries, Retention, Jobs):
     """Events, their actions' state, reservations and the outbox, in one Redis."""
 
     @classmethod

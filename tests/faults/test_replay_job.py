@@ -11,7 +11,8 @@ import pytest
 
 from core import examples
 from core.queue import TaskQueue
-from core.replay import JOB_PAGE, ReplayFilter, job_view, start_job
+from core.replay import ReplayFilter, job_view, start_job
+from core.store.jobs import JOB_PAGE
 from tests.faults.helpers import FAULT_ENV, Stopwatch, fault_settings
 from tests.support import start_worker, wait_for, worker_env
 

@@ -23,6 +23,7 @@ def test_every_script_is_there():
         "hand_over",
         "mark_late",
         "release",
+        "release_lock",
         "reserve",
         "set_status",
         "withdraw_hand_off",
