@@ -20,6 +20,7 @@ from core.replay import (
     replay_one,
     start_job,
 )
+from core.states import ActionStatus
 from core.store import STATUSES, EventStore
 
 
@@ -155,7 +156,8 @@ def would_run(
             done = {
                 name.decode()
                 for name, state in states.items()
-                if not all_actions and json.loads(state).get("status") in ("succeeded", "skipped")
+                if not all_actions
+                and json.loads(state).get("status") in (ActionStatus.SUCCEEDED, ActionStatus.SKIPPED)
             }
             names = dispatch.actions_for((event_type or b"").decode(), store.settings, handlers)
             due = [n for n in names if n not in done]

@@ -25,6 +25,7 @@ class Status(StrEnum):
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 TERMINAL: frozenset[str] = frozenset({Status.PROCESSED, Status.IGNORED, Status.INVALID, Status.DEAD})
+UNFINISHED: tuple[Status, ...] = (Status.QUEUED, Status.PROCESSING, Status.FAILED)
 
 
 class ActionStatus(StrEnum):

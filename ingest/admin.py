@@ -19,6 +19,7 @@ from core.replay import (
     replay_one,
     start_job,
 )
+from core.states import Status
 from core.store import STATUSES
 from ingest.services import services
 
@@ -79,7 +80,7 @@ def replay_event(event_id: str) -> tuple[Response, int]:
     everything = request.args.get("all", "") in ("1", "true", "yes")
     if not replay_one(svc.store, svc.queue, event_id, all_actions=everything):
         abort(404, description=f"no event {event_id}")
-    return jsonify(id=event_id, status="queued", queue=REPLAY_QUEUE), 202
+    return jsonify(id=event_id, status=Status.QUEUED, queue=REPLAY_QUEUE), 202
 
 
 # The fields of POST /admin/replay; anything else is refused, so a misspelt filter never widens a replay.

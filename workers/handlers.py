@@ -30,6 +30,7 @@ from fnmatch import fnmatchcase
 from functools import cached_property
 from typing import Any, TypeVar
 
+from core.states import ActionStatus
 from schemas import ParsedEvent, event_types
 from workers.actions import ActionContext, ActionLimits, ActionResult, once
 from workers.errors import PermanentError, TransientError
@@ -274,13 +275,13 @@ class HandlerAction:
         with _deadline(self.spec.timeout):
             result = self.spec.func(Event(ctx, run_once))
         if isinstance(result, Skip):
-            return ActionResult("skipped", result.reason or None)
+            return ActionResult(ActionStatus.SKIPPED, result.reason or None)
         if result is not None and not isinstance(result, str):
             raise PermanentError(
                 f"{self.spec.name} returned {type(result).__name__}; return None, a string or Skip(...)",
                 reason="bad_return",
             )
-        return ActionResult("succeeded", result)
+        return ActionResult(ActionStatus.SUCCEEDED, result)
 
 
 class HandlerTimeoutError(TransientError):

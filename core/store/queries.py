@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from core.states import STATUSES
+from core.states import STATUSES, UNFINISHED
 from core.store.base import StoreBase, StoredEvent, iso, text
 from schemas import event_types
 
@@ -146,7 +146,7 @@ class Queries(StoreBase):
     def oldest_unfinished(self) -> float | None:
         """Received time of the oldest event not yet in a terminal status."""
         pipe = self.r.pipeline(transaction=False)
-        for s in ("queued", "processing", "failed"):
+        for s in UNFINISHED:
             pipe.zrange(f"{self.p}:st:{s}", 0, 0, withscores=True)
         firsts = [row[0][1] for row in pipe.execute() if row]
         return min(firsts) if firsts else None

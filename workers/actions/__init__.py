@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from core.states import ActionStatus
 from core.store import Done
 from workers.errors import TransientError
 
@@ -39,7 +40,7 @@ class ActionContext:
 
 @dataclass(frozen=True)
 class ActionResult:
-    status: Literal["succeeded", "skipped"]
+    status: ActionStatus  # SUCCEEDED or SKIPPED: failures are raised (TransientError, PermanentError)
     detail: str | None = None
 
 

@@ -18,6 +18,7 @@ import time
 import urllib3
 
 from core.settings import ForwardDestination
+from core.states import ActionStatus
 from workers.actions import ActionContext, ActionResult, once
 from workers.errors import PermanentError, TransientError
 
@@ -85,8 +86,10 @@ class Forwarder:
             remember_s=self.remember_s,
         )
         if not done:
-            return ActionResult("skipped", f"event {event_id} already forwarded to {self.dest.name}")
-        return ActionResult("succeeded", f"forwarded to {self.dest.name}")
+            return ActionResult(
+                ActionStatus.SKIPPED, f"event {event_id} already forwarded to {self.dest.name}"
+            )
+        return ActionResult(ActionStatus.SUCCEEDED, f"forwarded to {self.dest.name}")
 
     def _post(self, ctx: ActionContext) -> None:
         headers = {
