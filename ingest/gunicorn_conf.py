@@ -1,6 +1,8 @@
 """gunicorn settings for the intake: `gunicorn -c python:ingest.gunicorn_conf 'ingest:create_app()'`.
 
-Only what the command line cannot say. The intake's processes keep their metrics in files under one
+Only what the command line cannot say, and what must hold however the intake is started: the worker class
+that keeps slow clients away from the request threads (ingest/buffered_worker.py), so any command naming
+this config file gets it. The intake's processes keep their metrics in files under one
 directory (see ingest/metrics.py); the master empties it when it starts, so a run's counters start at zero
 rather than adding up the files of every process any earlier run had.
 """
@@ -28,6 +30,7 @@ class JsonLogger(Logger):
 
 
 logger_class = JsonLogger
+worker_class = "ingest.buffered_worker.BufferedThreadWorker"
 
 
 def on_starting(server: Any) -> None:
