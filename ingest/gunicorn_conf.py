@@ -14,7 +14,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from core.logs import JsonFormatter
+from core.logs import JsonFormatter, secrets_of
 from core.settings import Settings
 from ingest import metrics
 
@@ -24,9 +24,12 @@ class JsonLogger(Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        # The same secrets the app's formatter blanks (core/logs.py): gunicorn's lines quote request
+        # lines and exception messages too. A bad variable fails here, at start, naming itself.
+        formatter = JsonFormatter(redact=secrets_of(Settings.from_env()))
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
-                handler.setFormatter(JsonFormatter())
+                handler.setFormatter(formatter)
 
 
 logger_class = JsonLogger
