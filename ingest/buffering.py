@@ -11,13 +11,15 @@ import enum
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Past this without the blank line that ends them, the headers are refused (431), never buffered further.
 # gunicorn's own limits (100 fields of 8190 bytes) are far above anything Voucherify sends.
 MAX_HEADER_BYTES = 64 * 1024
 
 _LINE = re.compile(rb"\r?\n")
+# A chunk-size line (hex digits and extensions) longer than this is not one.
+_MAX_CHUNK_LINE = 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -27,26 +29,46 @@ class Phase(enum.Enum):
     HEADERS = "headers"  # still reading the headers
     BODY = "body"  # headers complete, the body is not
     COMPLETE = "complete"  # the whole request is here
-    # Headers complete and the answer needs no body: too large (413), or a framing gunicorn refuses (400).
-    # The request goes to the app now, and the connection is closed after its answer.
+    # Headers complete and the answer needs no body: too large by its Content-Length (Flask's 413), or a
+    # framing gunicorn refuses (400) before reading one. The request goes to the app now, and the
+    # connection is closed after its answer.
     EARLY = "early"
+    # Answered here (and closed), because the app would have to read the rest from the client to answer:
     TOO_LONG = "too_long"  # no end of headers within MAX_HEADER_BYTES (431)
+    TOO_LARGE = "too_large"  # a chunked body past the limit (413)
+    BAD_CHUNK = "bad_chunk"  # a chunk size that is not one (400)
 
 
 @dataclass(frozen=True)
 class Scan:
-    """`scan`'s verdict: the phase, where the headers end (0 while unknown), whether 100-continue is asked."""
+    """`scan`'s verdict, and where it got to, so the next call on a longer buffer carries on from there."""
 
     phase: Phase
-    headers_end: int = 0
+    headers_end: int = 0  # where the body starts (0 while unknown)
     expects_continue: bool = False
+    searched: int = 0  # HEADERS: bytes already searched for the blank line
+    length: int | None = None  # BODY with Content-Length: the body's length
+    chunk_pos: int = 0  # BODY, chunked: where the next chunk-size line starts
+    chunk_total: int = 0  # BODY, chunked: data bytes in the chunks before it
 
 
-def scan(buf: bytes | bytearray, max_body: int) -> Scan:
-    """How far the request at the start of `buf` has arrived (Content-Length and chunked bodies)."""
-    end = buf.find(b"\r\n\r\n")
+def scan(buf: bytes | bytearray, max_body: int, previous: Scan | None = None) -> Scan:
+    """How far the request at the start of `buf` has arrived (Content-Length and chunked bodies).
+
+    Pass the previous verdict for the same request: each call then looks only at what is new, so a client
+    sending a byte at a time costs a byte's work each time, not the whole buffer's.
+    """
+    if previous is not None and previous.phase is Phase.BODY:
+        if previous.length is not None:
+            done = len(buf) - previous.headers_end >= previous.length
+            return replace(previous, phase=Phase.COMPLETE) if done else previous
+        return _scan_chunked(buf, previous, max_body)
+    start = max(0, previous.searched - 3) if previous is not None else 0
+    end = buf.find(b"\r\n\r\n", start)
     if end < 0:
-        return Scan(Phase.TOO_LONG if len(buf) > MAX_HEADER_BYTES else Phase.HEADERS)
+        if len(buf) > MAX_HEADER_BYTES:
+            return Scan(Phase.TOO_LONG)
+        return Scan(Phase.HEADERS, searched=len(buf))
     headers_end = end + 4
     if headers_end > MAX_HEADER_BYTES:
         return Scan(Phase.TOO_LONG)
@@ -66,7 +88,8 @@ def scan(buf: bytes | bytearray, max_body: int) -> Scan:
     if chunked:
         if lengths:
             return Scan(Phase.EARLY, headers_end)  # both framings: gunicorn answers 400
-        return _scan_chunked(buf, headers_end, max_body, expects)
+        body = Scan(Phase.BODY, headers_end, expects, chunk_pos=headers_end)
+        return _scan_chunked(buf, body, max_body)
     if not lengths:
         return Scan(Phase.COMPLETE, headers_end)  # a request without either framing has no body
     if len(lengths) > 1 or not next(iter(lengths)).isdigit():
@@ -76,32 +99,34 @@ def scan(buf: bytes | bytearray, max_body: int) -> Scan:
         return Scan(Phase.EARLY, headers_end)  # Flask answers 413 from the header alone
     if len(buf) - headers_end >= length:
         return Scan(Phase.COMPLETE, headers_end)
-    return Scan(Phase.BODY, headers_end, expects)
+    return Scan(Phase.BODY, headers_end, expects, length=length)
 
 
-def _scan_chunked(buf: bytes | bytearray, pos: int, max_body: int, expects: bool) -> Scan:
-    headers_end, total = pos, 0
+def _scan_chunked(buf: bytes | bytearray, at: Scan, max_body: int) -> Scan:
+    pos, total = at.chunk_pos, at.chunk_total
     while True:
-        eol = buf.find(b"\r\n", pos)
+        eol = buf.find(b"\r\n", pos, pos + _MAX_CHUNK_LINE)
         if eol < 0:
+            if len(buf) - pos >= _MAX_CHUNK_LINE:
+                return Scan(Phase.BAD_CHUNK, at.headers_end)
             break
-        size_text = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
         try:
-            size = int(size_text, 16)
+            size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip(), 16)
         except ValueError:
-            return Scan(Phase.EARLY, headers_end)  # gunicorn answers 400 on a bad chunk size
+            return Scan(Phase.BAD_CHUNK, at.headers_end)
+        if size < 0:
+            return Scan(Phase.BAD_CHUNK, at.headers_end)
         if size == 0:
             # The last chunk, then trailer fields, then a blank line.
             if buf[eol + 2 : eol + 4] == b"\r\n" or buf.find(b"\r\n\r\n", eol) >= 0:
-                return Scan(Phase.COMPLETE, headers_end)
+                return Scan(Phase.COMPLETE, at.headers_end)
             break
-        total += size
-        if total > max_body:
-            return Scan(Phase.EARLY, headers_end)  # already past the limit: the app answers 413
+        if total + size > max_body:
+            return Scan(Phase.TOO_LARGE, at.headers_end)
         if len(buf) < eol + 2 + size + 2:
             break
-        pos = eol + 2 + size + 2
-    return Scan(Phase.BODY, headers_end, expects)
+        pos, total = eol + 2 + size + 2, total + size
+    return replace(at, chunk_pos=pos, chunk_total=total)
 
 
 def without_expect(buf: bytes | bytearray, headers_end: int) -> bytes:
@@ -118,7 +143,13 @@ def continue_line() -> bytes:
 
 def error_answer(status: int, error: str, message: str) -> bytes:
     """A complete HTTP/1.1 answer that closes the connection, in the app's one JSON error shape."""
-    reason = {408: "Request Timeout", 429: "Too Many Requests", 431: "Request Header Fields Too Large"}
+    reason = {
+        400: "Bad Request",
+        408: "Request Timeout",
+        413: "Request Entity Too Large",
+        429: "Too Many Requests",
+        431: "Request Header Fields Too Large",
+    }
     body = f'{{"error":"{error}","message":"{message}"}}\n'.encode()
     retry = "Retry-After: 5\r\n" if status == 429 else ""
     return (

@@ -125,6 +125,22 @@ class TestWhatHttpAllows:
 
 
 class TestNothingBlocks:
+    def test_a_chunked_body_over_the_limit_is_refused_at_once(self, intake):
+        """Regression: a chunk declared past the limit went to the app, which read on from the stalled
+        client to find out; now the intake answers 413 as soon as the chunk's size line is in."""
+        _, port = intake
+        head, _ = delivery(chunked=True)
+        with connect(port) as s:
+            s.sendall(head + b"FFFFFFFF\r\n{")
+            assert read_answers(s, 1) == [413]
+
+    def test_a_garbled_chunk_size_is_refused(self, intake):
+        _, port = intake
+        head, _ = delivery(chunked=True)
+        with connect(port) as s:
+            s.sendall(head + b"zz\r\n{")
+            assert read_answers(s, 1) == [400]
+
     def test_a_kept_alive_connection_stalling_its_next_request_gets_408(self, intake):
         """The deadline covers every request on a connection, not only its first."""
         _, port = intake
