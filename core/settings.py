@@ -55,6 +55,14 @@ class Settings:
     # The compact-form signature fallback is tried only for bodies up to this size (0: never), so a forged
     # signature on a large pretty-printed body costs one HMAC, not a pass over it. Real payloads: < 10 KiB.
     signature_fallback_max_bytes: int = 256 * 1024
+    # A connection must deliver its headers, then its body, within these (ingest/buffered_worker.py): a slow
+    # or stalled client is closed with a 408 instead of holding a request thread. The body's default is
+    # Voucherify's own limit for a whole delivery.
+    intake_header_timeout_s: float = 5.0
+    intake_body_timeout_s: float = 10.0
+    # Open connections one client address may hold in each intake process (0: no limit). Generous, since
+    # Voucherify sends from a few addresses; a proxy in front is one address for everyone (README).
+    intake_max_connections_per_client: int = 256
     # Longer than Voucherify's retry span (~1.5 days), so a late retry is still recognised.
     dedup_window_s: int = 72 * 3600
     # An event not picked up (or not finished) this long after its last hand-off is re-enqueued.
@@ -106,6 +114,9 @@ class Settings:
             admin_token=env.get("ADMIN_TOKEN") or None,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1),
             signature_fallback_max_bytes=_int(env, "SIGNATURE_FALLBACK_MAX_BYTES", 256 * 1024, minimum=0),
+            intake_header_timeout_s=_float(env, "INTAKE_HEADER_TIMEOUT_SECONDS", 5.0, minimum=0.1),
+            intake_body_timeout_s=_float(env, "INTAKE_BODY_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            intake_max_connections_per_client=_int(env, "INTAKE_MAX_CONNECTIONS_PER_CLIENT", 256, minimum=0),
             dedup_window_s=_int(env, "DEDUP_WINDOW_SECONDS", 72 * 3600, minimum=1),
             outbox_lease_s=_int(env, "OUTBOX_LEASE_SECONDS", 120, minimum=5),
             reconcile_interval_s=_float(env, "RECONCILE_INTERVAL_SECONDS", 5.0, minimum=0.1),

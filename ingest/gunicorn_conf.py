@@ -1,6 +1,8 @@
 """gunicorn settings for the intake: `gunicorn -c python:ingest.gunicorn_conf 'ingest:create_app()'`.
 
-Only what the command line cannot say. The intake's processes keep their metrics in files under one
+Only what the command line cannot say, and what must hold however the intake is started: the worker class
+that keeps slow clients away from the request threads (ingest/buffered_worker.py), so any command naming
+this config file gets it. The intake's processes keep their metrics in files under one
 directory (see ingest/metrics.py); the master empties it when it starts, so a run's counters start at zero
 rather than adding up the files of every process any earlier run had.
 """
@@ -12,7 +14,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from core.logs import JsonFormatter
+from core.logs import JsonFormatter, secrets_of
 from core.settings import Settings
 from ingest import metrics
 
@@ -22,12 +24,16 @@ class JsonLogger(Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        # The same secrets the app's formatter blanks (core/logs.py): gunicorn's lines quote request
+        # lines and exception messages too. A bad variable fails here, at start, naming itself.
+        formatter = JsonFormatter(redact=secrets_of(Settings.from_env()))
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
-                handler.setFormatter(JsonFormatter())
+                handler.setFormatter(formatter)
 
 
 logger_class = JsonLogger
+worker_class = "ingest.buffered_worker.BufferedThreadWorker"
 
 
 def on_starting(server: Any) -> None:

@@ -36,8 +36,20 @@ if TYPE_CHECKING:
 
 PREFIX = "voucherify_ingest"
 ENV = "PROMETHEUS_MULTIPROC_DIR"
-# What the intake answered, by status code; 202 is accepted or duplicate (the view says which).
-OUTCOMES = ("accepted", "duplicate", "unauthorized", "too_large", "unavailable", "not_found", "error")
+# What the intake answered, by status code; 202 is accepted or duplicate (the view says which). "timeout"
+# and "limited" are connections the server closed before a request reached the app: too slow to send it
+# (408), or one too many from one address (429); ingest/buffered_worker.py counts those.
+OUTCOMES = (
+    "accepted",
+    "duplicate",
+    "unauthorized",
+    "too_large",
+    "unavailable",
+    "not_found",
+    "error",
+    "timeout",
+    "limited",
+)
 _BY_CODE = {401: "unauthorized", 413: "too_large", 503: "unavailable", 404: "not_found"}
 INTAKE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _RECEIVE = "intake.receive"

@@ -265,6 +265,34 @@ def start_intake(env: Mapping[str, str], log_path: Path, *, port: int, workers: 
     return proc
 
 
+def start_procfile_intake(
+    redis_url: str, data_dir: Path, *, workers: int = 2, **env: str
+) -> tuple[Proc, str]:
+    """gunicorn with cli.commands.web's arguments, as the Procfile and the image run it; (process, URL)."""
+    from cli import commands
+
+    port = free_port()
+    args = commands.web(host="127.0.0.1", port=port, web_concurrency=workers)
+    args.insert(-1, "--no-control-socket")  # as start_intake: test intakes must not share one control socket
+    proc = Proc(args, worker_env(redis_url, DATA_DIR=str(data_dir), **env), data_dir / "intake.log")
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"intake exited ({proc.popen.returncode}):\n{proc.output()[-3000:]}")
+        try:
+            return http("GET", f"{base}/healthz")[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(up, timeout=30, interval=0.1, what="the intake to answer /healthz")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, base
+
+
 def http(method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None):
     """(status, body bytes, headers) of one request; HTTP errors are answers too, not exceptions."""
     req = urllib.request.Request(url, data=body, headers=dict(headers or {}), method=method)

@@ -71,3 +71,13 @@ class TestLocal:
             "--schedule",
             str(tmp_path / "celerybeat-schedule"),
         ]
+
+
+class TestSlowClientProtection:
+    def test_the_web_command_brings_the_buffering_worker(self):
+        """The config file every deployment names sets the worker that keeps slow clients off the threads."""
+        from ingest import gunicorn_conf
+
+        assert gunicorn_conf.worker_class == "ingest.buffered_worker.BufferedThreadWorker"
+        assert unpython(commands.web(host="h", port=1))[1:3] == ["--config", "python:ingest.gunicorn_conf"]
+        assert "--worker-class" not in commands.WEB  # it would override the config's

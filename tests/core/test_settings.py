@@ -16,6 +16,8 @@ class TestFromEnv:
         assert s.max_body_bytes == 1024 * 1024
         assert s.dedup_window_s == 72 * 3600
         assert s.signature_fallback_max_bytes == 256 * 1024
+        assert (s.intake_header_timeout_s, s.intake_body_timeout_s) == (5.0, 10.0)
+        assert s.intake_max_connections_per_client == 256
 
     def test_secrets_are_comma_separated_and_trimmed(self):
         s = Settings.from_env({"VOUCHERIFY_WEBHOOK_SECRETS": " new , old,, "})
@@ -42,12 +44,22 @@ class TestFromEnv:
             ("DEDUP_WINDOW_SECONDS", "-1"),
             ("RETENTION_PROCESSED_SECONDS", "0"),
             ("RETENTION_FAILED_SECONDS", "a month"),
+            ("INTAKE_HEADER_TIMEOUT_SECONDS", "0"),
+            ("INTAKE_BODY_TIMEOUT_SECONDS", "soon"),
+            ("INTAKE_MAX_CONNECTIONS_PER_CLIENT", "-1"),
         ],
     )
     def test_bad_value_names_the_variable(self, name, value):
         """A bad value fails at start, and the message names the variable."""
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({name: value})
+
+    def test_no_per_address_limit(self):
+        """0 turns the per-address connection limit off (an intake behind a proxy sees one address)."""
+        assert (
+            Settings.from_env({"INTAKE_MAX_CONNECTIONS_PER_CLIENT": "0"}).intake_max_connections_per_client
+            == 0
+        )
 
     def test_retention_can_be_seconds(self):
         """Short retention is allowed (staging, and the tests that watch events expire)."""

@@ -107,7 +107,15 @@ class TestIntakeSeries:
     def test_outcome_series_exist_at_zero(self, client):
         """Every outcome is exposed from the start, so rate() and alerts work before the first 401."""
         m = scrape(client)
-        for outcome in ("accepted", "duplicate", "unauthorized", "too_large", "unavailable"):
+        for outcome in (
+            "accepted",
+            "duplicate",
+            "unauthorized",
+            "too_large",
+            "unavailable",
+            "timeout",
+            "limited",
+        ):
             assert (f"{P}_requests_total", (("outcome", outcome),)) in m
 
 
