@@ -63,6 +63,9 @@ class Settings:
     # Open connections one client address may hold in each intake process (0: no limit). Generous, since
     # Voucherify sends from a few addresses; a proxy in front is one address for everyone (README).
     intake_max_connections_per_client: int = 256
+    # 0 serves with gunicorn's stock gthread worker instead of ours (ingest/buffered_worker.py reaches into
+    # gthread's internals): the off switch if a gunicorn release breaks it, at the cost of the protection.
+    intake_buffering: bool = True
     # Longer than Voucherify's retry span (~1.5 days), so a late retry is still recognised.
     dedup_window_s: int = 72 * 3600
     # An event not picked up (or not finished) this long after its last hand-off is re-enqueued.
@@ -114,6 +117,7 @@ class Settings:
             admin_token=env.get("ADMIN_TOKEN") or None,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1),
             signature_fallback_max_bytes=_int(env, "SIGNATURE_FALLBACK_MAX_BYTES", 256 * 1024, minimum=0),
+            intake_buffering=_bool(env, "INTAKE_BUFFERING", True),
             intake_header_timeout_s=_float(env, "INTAKE_HEADER_TIMEOUT_SECONDS", 5.0, minimum=0.1),
             intake_body_timeout_s=_float(env, "INTAKE_BODY_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             intake_max_connections_per_client=_int(env, "INTAKE_MAX_CONNECTIONS_PER_CLIENT", 256, minimum=0),

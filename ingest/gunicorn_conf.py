@@ -33,7 +33,14 @@ class JsonLogger(Logger):
 
 
 logger_class = JsonLogger
-worker_class = "ingest.buffered_worker.BufferedThreadWorker"
+
+
+def worker_class_for(settings: Settings) -> str:
+    """Our buffering worker, or gunicorn's own gthread with INTAKE_BUFFERING=0 (the off switch)."""
+    return "ingest.buffered_worker.BufferedThreadWorker" if settings.intake_buffering else "gthread"
+
+
+worker_class = worker_class_for(Settings.from_env())
 
 
 def on_starting(server: Any) -> None:

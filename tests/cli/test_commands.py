@@ -81,3 +81,11 @@ class TestSlowClientProtection:
         assert gunicorn_conf.worker_class == "ingest.buffered_worker.BufferedThreadWorker"
         assert unpython(commands.web(host="h", port=1))[1:3] == ["--config", "python:ingest.gunicorn_conf"]
         assert "--worker-class" not in commands.WEB  # it would override the config's
+
+    def test_the_off_switch_falls_back_to_gthread(self):
+        """INTAKE_BUFFERING=0 serves with gunicorn's own gthread worker (should a release break ours)."""
+        from core.settings import Settings
+        from ingest import gunicorn_conf
+
+        assert Settings.from_env({"INTAKE_BUFFERING": "0"}).intake_buffering is False
+        assert gunicorn_conf.worker_class_for(Settings(intake_buffering=False)) == "gthread"
