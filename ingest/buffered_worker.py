@@ -50,9 +50,12 @@ from ingest.buffering import (
 
 log = logging.getLogger("ingest.intake.slow_clients")
 
-# What gunicorn's graceful close allows a client to close its side after our answer, and drains meanwhile.
+# What gunicorn's graceful close allows a client to close its side after our answer, and drains meanwhile:
+# at least LINGER_MAX_BYTES, and up to a few times the body limit, so a client still sending an oversized
+# body (its 413 is answered at once) can finish writing and read the answer instead of being reset.
 LINGER_SECONDS = 2.0
 LINGER_MAX_BYTES = 64 * 1024
+LINGER_BODIES = 4
 # A first read as large as gunicorn's own (a webhook is a few KiB); past that, larger ones, as gunicorn's
 # body reads do (each read waits for the GIL again). A 256 KiB first read cost the intake throughput: each
 # is a large allocation, given back to the system at once.
@@ -102,6 +105,7 @@ class BufferedThreadWorker(ThreadWorker):
         settings = Settings.from_env()
         self.settings = settings
         self.header_timeout = settings.intake_header_timeout_s
+        self.linger_max = max(LINGER_MAX_BYTES, LINGER_BODIES * settings.max_body_bytes)
         self.body_timeout = settings.intake_body_timeout_s
         self.max_body = settings.max_body_bytes
         self.counts = ClientCounts(settings.intake_max_connections_per_client)
@@ -310,7 +314,7 @@ class BufferedThreadWorker(ThreadWorker):
         except OSError:
             data = b""
         conn.drained += len(data)
-        if not data or conn.drained > LINGER_MAX_BYTES:
+        if not data or conn.drained > self.linger_max:
             self._unpark(conn)
             self._really_close(conn)
 
