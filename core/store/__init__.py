@@ -22,6 +22,10 @@ Keys (prefix `vw` by default; one Redis database per deployment):
     {p}:metrics        hash   worker-side counters (settled events, action attempts, latency buckets, late
                               deliveries); kept by the scripts below, so every worker process and machine
                               adds to one place
+    {p}:rate:{hour}    hash   settled events per minute: "<minute>|<status>" -> count (the console's chart);
+                              one per hour since the epoch, expiring after two days
+    {p}:console:session:{id}  string  a console login (expires after CONSOLE_IDLE_SECONDS without use)
+    {p}:console:fail:{client} string  wrong console tokens from one client in the current window
     {p}:prune:cursor   string where the retention sweep (`prune_expired`) left off
     {p}:job:{id}       hash   a bulk replay job (jobs.py), and {p}:job:{id}:lock its one runner
     {p}:mail:status    string what the last worker to start found about the SMTP server (core.mailstatus)
