@@ -133,6 +133,10 @@ class Queries(StoreBase):
             ids.append(i)
             if len(ids) >= limit:
                 break
+        return self.documents(ids)
+
+    def documents(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The documents of `ids` in one round trip, in that order (expired ones left out)."""
         if not ids:
             return []
         pipe = self.r.pipeline(transaction=False)
