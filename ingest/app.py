@@ -24,7 +24,7 @@ def create_app(
     """Build the intake app. Reads the environment only when no settings are passed."""
     settings = settings or Settings.from_env()
     settings.require_secrets()
-    configure_logging(settings.log_level, redact=secrets_of(settings))
+    configure_logging(settings.log_level, redact=secrets_of(settings), fmt=settings.log_format)
     warn_if_unsigned(settings, "intake")
 
     app = Flask("ingest", static_folder=None)
