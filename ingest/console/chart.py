@@ -71,11 +71,12 @@ def svg(bars: list[Slot], *, title: str, width: int = 720, height: int = 160) ->
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(bar_w - 1, 1):.1f}" height="{h:.1f}" '
                 f'fill="{colour}"><title>{escape(label)}</title></rect>'
             )
-    for i in (0, len(bars) // 2, len(bars) - 1):
-        if 0 <= i < len(bars):
-            x = pad_left + i * bar_w
+    if bars:
+        # The axis: first, middle and last slot, anchored so none runs off the edge.
+        for i, anchor in ((0, "start"), (len(bars) // 2, "middle"), (len(bars) - 1, "end")):
+            x = pad_left + i * bar_w + (bar_w if anchor == "end" else 0)
             parts.append(
-                f'<text x="{x:.1f}" y="{height - 4}" font-size="10" fill="#4a5568">'
+                f'<text x="{x:.1f}" y="{height - 4}" font-size="10" fill="#4a5568" text-anchor="{anchor}">'
                 f"{_hhmm(bars[i].start)}</text>"
             )
     parts.append("</svg>")
