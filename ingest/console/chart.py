@@ -1,14 +1,15 @@
 """The overview's chart: settled events per time slot by final status, as a stacked SVG bar chart.
 
-Drawn here, on the server, from the store's per-minute counters: no script, no chart library. The SVG uses
-presentation attributes only (the console's Content-Security-Policy allows no inline style).
+Laid out here and drawn by a template, on the server, from the store's per-minute counters: no script, no
+chart library. The SVG uses presentation attributes only (the CSP allows no inline style), and the template
+escapes every label like any other text.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from html import escape
+from typing import Any
 
 # Final statuses, bottom to top, with their colours (the same as the status badges in console.css).
 SERIES = (("processed", "#2f855a"), ("ignored", "#718096"), ("invalid", "#b7791f"), ("dead", "#c53030"))
@@ -40,47 +41,52 @@ def slots(per_minute: dict[int, dict[str, int]], *, until: float, span_s: int, s
     return [Slot(float(s), out[s]) for s in starts]
 
 
-def svg(bars: list[Slot], *, title: str, width: int = 720, height: int = 160) -> str:
+@dataclass(frozen=True)
+class Chart:
+    """What templates/console/_chart.html draws: the bars' rectangles and the labels, in SVG units."""
+
+    title: str
+    width: int
+    height: int
+    peak: int
+    rects: list[dict[str, Any]]
+    ticks: list[dict[str, Any]]
+    plot: dict[str, int]
+
+
+def layout(bars: list[Slot], *, title: str, width: int = 720, height: int = 160) -> Chart:
     """A stacked bar chart of `bars`, with the peak and the time axis labelled."""
     pad_left, pad_bottom, pad_top = 36, 18, 8
     plot_w, plot_h = width - pad_left - 4, height - pad_bottom - pad_top
     peak = max((b.total for b in bars), default=0) or 1
     bar_w = plot_w / max(len(bars), 1)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">',
-        f"<title>{escape(title)}</title>",
-        f'<line x1="{pad_left}" y1="{pad_top + plot_h}" x2="{width - 4}" y2="{pad_top + plot_h}" '
-        'stroke="#a0aec0" stroke-width="1"/>',
-        f'<text x="{pad_left - 4}" y="{pad_top + 8}" text-anchor="end" font-size="10" fill="#4a5568">'
-        f"{peak}</text>",
-        f'<text x="{pad_left - 4}" y="{pad_top + plot_h}" text-anchor="end" font-size="10" '
-        'fill="#4a5568">0</text>',
-    ]
+    rects = []
     for i, bar in enumerate(bars):
         x = pad_left + i * bar_w
         y = float(pad_top + plot_h)
         for status, colour in SERIES:
             n = bar.counts.get(status, 0)
-            if not n:
-                continue
-            h = plot_h * n / peak
-            y -= h
-            label = f"{_hhmm(bar.start)} {status}: {n}"
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(bar_w - 1, 1):.1f}" height="{h:.1f}" '
-                f'fill="{colour}"><title>{escape(label)}</title></rect>'
-            )
+            if n:
+                h = plot_h * n / peak
+                y -= h
+                rects.append(
+                    {
+                        "x": round(x, 1),
+                        "y": round(y, 1),
+                        "w": round(max(bar_w - 1, 1), 1),
+                        "h": round(h, 1),
+                        "fill": colour,
+                        "label": f"{_hhmm(bar.start)} {status}: {n}",
+                    }
+                )
+    ticks = []
     if bars:
         # The axis: first, middle and last slot, anchored so none runs off the edge.
         for i, anchor in ((0, "start"), (len(bars) // 2, "middle"), (len(bars) - 1, "end")):
             x = pad_left + i * bar_w + (bar_w if anchor == "end" else 0)
-            parts.append(
-                f'<text x="{x:.1f}" y="{height - 4}" font-size="10" fill="#4a5568" text-anchor="{anchor}">'
-                f"{_hhmm(bars[i].start)}</text>"
-            )
-    parts.append("</svg>")
-    return "".join(parts)
+            ticks.append({"x": round(x, 1), "anchor": anchor, "text": _hhmm(bars[i].start)})
+    plot = {"left": pad_left, "top": pad_top, "bottom": pad_top + plot_h, "right": width - 4}
+    return Chart(title, width, height, peak, rects, ticks, plot)
 
 
 def _hhmm(ts: float) -> str:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,7 +127,9 @@ def test_console_end_to_end(browser, service):
         assert page.text_content("h1") == "Overview"
 
         # Some traffic that settles fine, then an email the SMTP server refuses.
-        fine = [send_test(service, name) for name in ("voucher.updated", "voucher.created", "customer.created")]
+        fine = [
+            send_test(service, name) for name in ("voucher.updated", "voucher.created", "customer.created")
+        ]
         smtp.refuse_code = 550
         dead = send_test(service, "publication.succeeded", "--email", "alex.doe@example.com")
 
@@ -165,6 +166,17 @@ def test_console_end_to_end(browser, service):
         assert page.locator("svg.chart rect").count() >= 1
         page.screenshot(path=str(SHOTS / "console-overview.png"), full_page=True)
         assert store.document(dead)["status"] == "processed"
+
+        # Bulk replay: a filter, its dry-run count, confirm, then the job's progress to the end.
+        page.goto(f"{base}/console/replay")
+        page.select_option("select[name=status]", "ignored")
+        page.click("form.filters button[type=submit]")
+        assert page.text_content("#count") == str(len(fine))
+        page.check("input[name=confirm]")
+        page.click("#start")
+        page.wait_for_url(re.compile(r".*/console/replay/job_\w+$"))
+        reload_until(page, "#state", "done")
+        assert page.text_content("#done") == str(len(fine))
     finally:
         context.close()
     print(f"\nbrowser test wall time: {time.monotonic() - started:.1f} s")
