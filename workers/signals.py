@@ -41,6 +41,27 @@ def connect(settings: Settings) -> None:
     # Once per worker (its main process), when it is ready to consume: not for `celery inspect` and co.
     signals.worker_ready.connect(check_mail, weak=False, dispatch_uid="voucherify.check_mail")
 
+    def routes(**_: Any) -> None:
+        publish_routes(settings)
+
+    signals.worker_ready.connect(routes, weak=False, dispatch_uid="voucherify.publish_routes")
+
+
+def publish_routes(settings: Settings) -> None:
+    """Write this worker's routes table to the store, for the intake's console (core/store/routes.py)."""
+    from core.store import EventStore
+    from workers import dispatch
+    from workers.runtime import load_handlers
+
+    try:
+        store = EventStore.from_settings(settings, timeout=5.0)
+        store.publish_routes(dispatch.routes_table(settings, load_handlers(settings)))
+    except Exception as exc:
+        # Only the console's dry run reads it, and it says when there is none: never stop a worker for it.
+        logging.getLogger("workers.routes").warning(
+            "routes table not published", extra={"reason": "routes_not_published", "error": repr(exc)}
+        )
+
 
 def bind_task(task_id: str | None = None, task: Any = None, args: Any = None, **_: Any) -> None:
     """Bind the task's id and name (and the event id of process_event) to every line the task logs."""

@@ -331,3 +331,14 @@ class TestOverviewAndBulk:
         job_id = resp.headers["Location"].rsplit("/", 1)[1]
         assert queue.sent == [(job_id, "replay_job")]
         assert b"0</span> of 3" in client.get(resp.headers["Location"]).data
+
+    def test_dry_run_per_action_from_the_routes_the_workers_published(self, logged_in, client, store):
+        """Backfill shows: a handler routed since the events arrived is counted, from the published table."""
+        ignored = [deliver(store) for _ in range(2)]
+        for event_id in ignored:
+            store.set_status(event_id, Status.IGNORED, outbox=False, event_type="voucher.updated")
+        html = client.get("/console/replay?status=ignored").data.decode()
+        assert "no worker has published its routes" in html
+        store.publish_routes({"voucher.updated": ("handler:shop.sync",)})
+        html = client.get("/console/replay?status=ignored").data.decode()
+        assert re.search(r"<code>handler:shop.sync</code></td><td>2</td>", html)
