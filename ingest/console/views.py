@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import time
 from typing import Any
@@ -251,9 +252,13 @@ def _cursor(value: str | None) -> tuple[float, str] | None:
         return None
     score, sep, event_id = value.partition("_")
     try:
-        return float(score), event_id if sep else ""
+        at = float(score)
     except ValueError:
+        at = math.nan
+    # NaN would reach Redis as a bound it refuses (a 500): only a finite time is a position.
+    if not math.isfinite(at):
         abort(400, description="cursor: not one this page gave; start from the first page")
+    return at, event_id if sep else ""
 
 
 def page_of_events(

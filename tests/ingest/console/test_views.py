@@ -342,3 +342,30 @@ class TestOverviewAndBulk:
         store.publish_routes({"voucher.updated": ("handler:shop.sync",)})
         html = client.get("/console/replay?status=ignored").data.decode()
         assert re.search(r"<code>handler:shop.sync</code></td><td>2</td>", html)
+
+
+class TestHostileInput:
+    @pytest.mark.parametrize(
+        "query",
+        [
+            "cursor=nan_evt_x",
+            "cursor=inf_evt_x",
+            "cursor=-inf_",
+            "cursor=1e999_x",
+            "since=nan",
+            "until=1e999",
+            "q=*",
+            "q=[",
+            "q=" + "x" * 5000,
+            "type=" + "%00" * 10,
+            "source=%ff",
+        ],
+    )
+    def test_bad_input_is_a_4xx_or_a_page_never_a_5xx(self, logged_in, client, store, query):
+        deliver(store)
+        resp = client.get(f"/console/events?{query}")
+        assert resp.status_code < 500, resp.data[:500]
+
+    @pytest.mark.parametrize("form", [{"since": "nan"}, {"status": "x"}, {"until": "9" * 400}])
+    def test_bulk_replay_bad_filter_is_a_400(self, logged_in, client, form):
+        assert client.get("/console/replay", query_string=form).status_code == 400
