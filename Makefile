@@ -12,7 +12,8 @@ help: ## list the targets
 $(BIN)/voucherify-ingest: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# flower too, so the test that starts Flower against our broker runs instead of skipping
+	# flower too, so the test that starts Flower against our broker runs instead of skipping; the test
+	# extra brings playwright, which drives the system's chromium in the console's browser test
 	$(BIN)/python -m pip install --quiet -e '.[test,flower]'
 	@touch $@
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import Counter
-from itertools import islice
 from typing import Any
 
 from cli import common
 from core.queue import TaskQueue
 from core.replay import (
+    NOTHING,
+    WOULD_RUN_LIMIT,
     JobNotStartedError,
     ReplayFilter,
     count_matching,
@@ -20,7 +20,7 @@ from core.replay import (
     replay_one,
     start_job,
 )
-from core.states import ActionStatus
+from core.replay import would_run as replay_would_run
 from core.store import STATUSES, EventStore
 
 
@@ -121,48 +121,22 @@ def _progress(done: int, total: int) -> None:
     )
 
 
-# A dry run's per-action breakdown reads each event's actions: bounded, so it stays quick on a large store.
-WOULD_RUN_LIMIT = 10_000
-
-
 def would_run(
     store: EventStore, flt: ReplayFilter, *, all_actions: bool = False, limit: int = WOULD_RUN_LIMIT
 ) -> Counter[str]:
-    """For a dry run: how many of the matching events would run each action, as the workers route now.
-
-    An action runs on replay unless it already succeeded or skipped for that event (every action does with
-    --all-actions); a handler added since the event arrived runs for it (backfill). Looks at the oldest
-    `limit` matching events at most, a page at a time (the count itself is the store's, of all of them).
-    """
-    # The worker's own routing: its table, the HANDLERS modules and the forward destinations.
+    """For a dry run: how many of the matching events would run each action, as the workers route now
+    (core.replay.would_run with the worker's own routing: its table, HANDLERS and forward destinations)."""
     from workers import dispatch
     from workers.runtime import load_handlers
 
     handlers = load_handlers(store.settings)
-    out: Counter[str] = Counter()
-    ids = islice(
-        store.iter_ids(
-            status=flt.status, event_type=flt.event_type, since=flt.since, until=flt.until, newest_first=False
-        ),
-        limit,
+    return replay_would_run(
+        store,
+        flt,
+        lambda event_type: dispatch.actions_for(event_type, store.settings, handlers),
+        all_actions=all_actions,
+        limit=limit,
     )
-    while page := list(islice(ids, 500)):
-        pipe = store.r.pipeline(transaction=False)
-        for event_id in page:
-            pipe.hget(store.key("ev", event_id), "event_type")
-            pipe.hgetall(store.key("act", event_id))
-        replies = pipe.execute()
-        for event_type, states in zip(replies[::2], replies[1::2], strict=True):
-            done = {
-                name.decode()
-                for name, state in states.items()
-                if not all_actions
-                and json.loads(state).get("status") in (ActionStatus.SUCCEEDED, ActionStatus.SKIPPED)
-            }
-            names = dispatch.actions_for((event_type or b"").decode(), store.settings, handlers)
-            due = [n for n in names if n not in done]
-            out.update(due or ["(nothing)"])
-    return out
 
 
 def _print_would_run(counts: Counter[str], total: int) -> None:
@@ -171,5 +145,5 @@ def _print_would_run(counts: Counter[str], total: int) -> None:
     looked = min(total, WOULD_RUN_LIMIT)
     print(f"per action, events that would run it{'' if looked >= total else f' (of the oldest {looked})'}:")
     width = max(len(n) for n in counts)
-    for name, n in sorted(counts.items(), key=lambda kv: (kv[0] == "(nothing)", kv[0])):
+    for name, n in sorted(counts.items(), key=lambda kv: (kv[0] == NOTHING, kv[0])):
         print(f"  {name:<{width}}  {n}")

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from core.settings import Settings
-from schemas import event_types
 
 
 def register(sub: Any) -> None:
@@ -31,8 +30,8 @@ def cmd_routes(args: argparse.Namespace) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     where = {h.name: h.where for h in handlers}
-    types = sorted(event_types.DOCUMENTED | {p for h in handlers if h.undocumented for p in h.patterns})
-    routed = {t: dispatch.actions_for(t, settings, handlers) for t in types}
+    routed = dispatch.routes_table(settings, handlers)
+    types = list(routed)
     ignored = [t for t, names in routed.items() if not names]
     if args.json:
         out = {"routes": {t: list(n) for t, n in routed.items() if n}, "ignored": ignored, "handlers": where}

@@ -55,6 +55,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"secret     a local secret was generated in {data_dir / 'dev-secret'} "
             "(set VOUCHERIFY_WEBHOOK_SECRETS to your project's secret key)"
         )
+    if not settings.admin_token:
+        env["ADMIN_TOKEN"] = local_admin_token(data_dir)
+        print(
+            f"admin      a local admin token was generated in {data_dir / 'admin-token'} "
+            "(set ADMIN_TOKEN to choose your own)"
+        )
     Settings.from_env(env).require_secrets()
 
     procs: list[subprocess.Popen[bytes]] = []
@@ -62,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for argv in commands.local(host=args.host, port=port, concurrency=args.workers, data_dir=data_dir):
             procs.append(subprocess.Popen(argv, env=env))
         print(f"intake     http://{args.host}:{port}/webhooks/voucherify  (point Voucherify here)")
+        print(f"console    http://{args.host}:{port}/console/  (log in with the admin token)")
         print("try it     voucherify-ingest send-test publication.succeeded --email you@example.com")
         print("stop       Ctrl-C", flush=True)
         stop = _wait_for_signal(procs)
@@ -103,8 +110,18 @@ def _wait_for_signal(procs: list[subprocess.Popen[bytes]]) -> bool:
 
 def dev_secret(data_dir: Path) -> str:
     """The local webhook secret `run` generates on first use (kept in `data_dir`)."""
-    path = data_dir / "dev-secret"
+    return _local_secret(data_dir / "dev-secret")
+
+
+def local_admin_token(data_dir: Path) -> str:
+    """The local ADMIN_TOKEN `run` generates on first use (kept in `data_dir`): the console's login."""
+    return _local_secret(data_dir / "admin-token")
+
+
+def _local_secret(path: Path) -> str:
     if not path.exists():
-        path.write_text(secrets.token_hex(24))
-        path.chmod(0o600)
+        # Created readable by its owner only, never world-readable for a moment.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(24))
     return path.read_text().strip()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -94,7 +95,11 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = self.formatException(record.exc_info)
         elif record.stack_info:
             out["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(self._clean(out), default=str)
+        return json.dumps(self.fields(out), default=str)
+
+    def fields(self, out: dict[str, Any]) -> Any:
+        """The line's fields with emails masked and secrets blanked."""
+        return self._clean(out)
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -110,6 +115,62 @@ class JsonFormatter(logging.Formatter):
         return self._clean(str(value))
 
 
+class TextFormatter(JsonFormatter):
+    """Readable lines for a terminal, in the spirit of `stripe listen`: one per delivery, one per settled
+    event, one per action outcome; anything else as `time level logger: message key=value ...`.
+
+    The same fields as the JSON lines, masked and redacted the same way (it reuses JsonFormatter's cleaning).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        f = self.fields(json.loads(super().format(record)))
+        at = time.strftime("%H:%M:%S", time.localtime(record.created))
+        msg, event_id = f.get("msg", ""), f.get("event_id", "")
+        if msg == "webhook accepted":
+            took = f"({f.get('size', 0)} B, {f.get('ms', 0)} ms)"
+            where = f"  source {f['source']}" if f.get("source") else ""
+            return f"{at}  --> delivery  {event_id}  {f.get('status', '')}  {took}{where}"
+        if record.name == "workers.pipeline" and msg.startswith("event ") and "status" in f:
+            outcomes = "  ".join(f"{name}={state}" for name, state in (f.get("actions") or {}).items())
+            reason = f"  ({f['reason']})" if f.get("reason") and f["status"] != "processed" else ""
+            return (
+                f"{at}  <-- {f.get('event_type') or '(no type)'}  {event_id}  {f['status'].upper()}"
+                f"{reason}{'  ' + outcomes if outcomes else ''}"
+            )
+        if record.name == "workers.pipeline" and msg.startswith("action ") and f.get("action"):
+            detail = f.get("error") or f.get("detail") or f.get("reason") or ""
+            return f"{at}      {f['action']}  {event_id}  {msg.removeprefix('action ')}  {detail}".rstrip()
+        skip = {"ts", "level", "logger", "msg", "exc", "stack", "task_id", "task"}
+        rest = " ".join(f"{k}={_short(v)}" for k, v in f.items() if k not in skip)
+        text = f"{at}  {f['level'].upper():7} {f['logger']}: {msg}{'  ' + rest if rest else ''}"
+        return text + ("\n" + f["exc"] if f.get("exc") else "")
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class _Chatter(logging.Filter):
+    """On a terminal, Celery's per-task and per-schedule INFO lines drown the ones above: kept at DEBUG."""
+
+    NOISY = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not record.name.startswith(self.NOISY)
+
+
+def text_wanted(fmt: str = "auto") -> bool:
+    """Whether to write readable lines: LOG_FORMAT=text, or auto and stderr is a terminal."""
+    # The file descriptor, not sys.stderr: Celery swaps sys.stderr for a logging proxy that is never a tty.
+    return fmt == "text" or (fmt == "auto" and os.isatty(2))
+
+
+def formatter(fmt: str = "auto", redact: Iterable[str] = ()) -> JsonFormatter:
+    """The formatter LOG_FORMAT asks for (see text_wanted)."""
+    return TextFormatter(redact) if text_wanted(fmt) else JsonFormatter(redact)
+
+
 def secrets_of(settings: Settings) -> tuple[str, ...]:
     """Every secret value in the settings: what the formatter must never let through."""
     values = [*settings.webhook_secrets, settings.admin_token]
@@ -121,10 +182,11 @@ def secrets_of(settings: Settings) -> tuple[str, ...]:
     return tuple(v for v in values if v)
 
 
-def configure_logging(level: str = "INFO", *, redact: Iterable[str] = ()) -> None:
-    """Send every logger's records to stderr as JSON, blanking the `redact` values (idempotent).
+def configure_logging(level: str = "INFO", *, redact: Iterable[str] = (), fmt: str = "auto") -> None:
+    """Send every logger's records to stderr as JSON (readable text on a terminal: see text_wanted),
+    blanking the `redact` values (idempotent).
 
-    Python warnings become log records too, so a library's warning is a JSON line like any other.
+    Python warnings become log records too, so a library's warning is a line like any other.
     """
     root = logging.getLogger()
     redact = tuple(redact)
@@ -134,7 +196,8 @@ def configure_logging(level: str = "INFO", *, redact: Iterable[str] = ()) -> Non
         root.handlers[:] = [handler]
     # A second app in the same process (tests) may know more secrets: the formatter covers them all.
     known = handler.formatter.redact if isinstance(handler.formatter, JsonFormatter) else ()
-    handler.setFormatter(JsonFormatter(redact=(*known, *redact)))
+    handler.setFormatter(formatter(fmt, (*known, *redact)))
+    handler.filters[:] = [_Chatter()] if text_wanted(fmt) else []
     root.setLevel(level)
     logging.captureWarnings(True)
 

@@ -10,11 +10,14 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 from typing import Any, Protocol
 
 from core.queue import REPLAY_QUEUE, TaskQueue
+from core.states import ActionStatus
 from core.store import EventStore, iso
 
 
@@ -36,6 +39,52 @@ def replay_one(store: EventStore, queue: EventQueue, event_id: str, *, all_actio
     with contextlib.suppress(Exception):
         queue.process_event(event_id, queue=REPLAY_QUEUE)
     return True
+
+
+# A dry run's per-action breakdown reads each event's actions: bounded, so it stays quick on a large store.
+WOULD_RUN_LIMIT = 10_000
+NOTHING = "(nothing)"
+
+
+def would_run(
+    store: EventStore,
+    flt: ReplayFilter,
+    routes: Callable[[str], Sequence[str]],
+    *,
+    all_actions: bool = False,
+    limit: int = WOULD_RUN_LIMIT,
+) -> Counter[str]:
+    """For a dry run: how many of the matching events would run each action, `routes(event_type)` giving
+    the actions a type routes to now.
+
+    An action runs on replay unless it already succeeded or skipped for that event (every action does with
+    all_actions); an action routed since the event arrived runs for it (backfill). Looks at the oldest
+    `limit` matching events at most, a page at a time (the count itself is the store's, of all of them).
+    """
+    out: Counter[str] = Counter()
+    ids = islice(
+        store.iter_ids(
+            status=flt.status, event_type=flt.event_type, since=flt.since, until=flt.until, newest_first=False
+        ),
+        limit,
+    )
+    while page := list(islice(ids, 500)):
+        pipe = store.r.pipeline(transaction=False)
+        for event_id in page:
+            pipe.hget(store.key("ev", event_id), "event_type")
+            pipe.hgetall(store.key("act", event_id))
+        replies = pipe.execute()
+        for event_type, states in zip(replies[::2], replies[1::2], strict=True):
+            done = {
+                name.decode()
+                for name, state in states.items()
+                if not all_actions
+                and json.loads(state).get("status") in (ActionStatus.SUCCEEDED, ActionStatus.SKIPPED)
+            }
+            names = routes((event_type or b"").decode())
+            due = [n for n in names if n not in done]
+            out.update(due or [NOTHING])
+    return out
 
 
 def replay_many(

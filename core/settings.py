@@ -96,6 +96,13 @@ class Settings:
     # The schemas' fast field loop (schemas/fastpath.py); 0 falls back to marshmallow's own code.
     schema_fast_path: bool = True
     port: int = 8000  # the intake's port (`run`, the Procfile)
+    # The console's session ends after this long without a request (ingest/console).
+    console_idle_s: int = 30 * 60
+    # How many reverse proxies in front of the intake set X-Forwarded-For/-Proto: 0 trusts no such header
+    # (a client could send them itself), so the console's Secure cookie and rate limit use the socket's view.
+    trusted_proxies: int = 0
+    # auto: readable lines on a terminal, JSON otherwise; json or text to choose.
+    log_format: str = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -145,6 +152,9 @@ class Settings:
             schema_fast_path=_bool(env, "SCHEMA_FAST_PATH", True),
             handlers=_modules(env, "HANDLERS"),
             port=_int(env, "PORT", 8000, minimum=1),
+            console_idle_s=_int(env, "CONSOLE_IDLE_SECONDS", 30 * 60, minimum=60),
+            trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, minimum=0),
+            log_format=_choice(env, "LOG_FORMAT", "AUTO", ("AUTO", "JSON", "TEXT")).lower(),
         )
         return _checked(settings, env)
 

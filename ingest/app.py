@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.logs import configure_logging, secrets_of, warn_if_unsigned
 from core.queue import TaskQueue
 from core.settings import Settings
 from core.store import EventStore
-from ingest import admin, metrics, openapi, views
+from ingest import admin, console, metrics, openapi, views
 from ingest.services import Services, init_app
 
 
@@ -23,7 +24,7 @@ def create_app(
     """Build the intake app. Reads the environment only when no settings are passed."""
     settings = settings or Settings.from_env()
     settings.require_secrets()
-    configure_logging(settings.log_level, redact=secrets_of(settings))
+    configure_logging(settings.log_level, redact=secrets_of(settings), fmt=settings.log_format)
     warn_if_unsigned(settings, "intake")
 
     app = Flask("ingest", static_folder=None)
@@ -43,6 +44,13 @@ def create_app(
     app.register_blueprint(admin.bp)
     openapi.document()  # read and checked at start
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(console.bp)
+    if settings.trusted_proxies:
+        # Believe X-Forwarded-For/-Proto from exactly that many proxies: the console's Secure cookie and its
+        # per-client rate limit then see the real scheme and client. Never by default: a client could send
+        # the headers itself.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     # A test double for the queue has no broker to count messages in.
     metrics.init_app(app, settings, svc.store, getattr(svc.queue, "celery", None))
 

@@ -14,22 +14,24 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from core.logs import JsonFormatter, secrets_of
+from core.logs import formatter, secrets_of
 from core.settings import Settings
 from ingest import metrics
 
 
 class JsonLogger(Logger):
-    """gunicorn's own lines (start, workers booting and dying, the access log if asked for) as JSON."""
+    """gunicorn's own lines (start, workers booting and dying, the access log if asked for) as JSON, or
+    readable on a terminal (LOG_FORMAT)."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
         # The same secrets the app's formatter blanks (core/logs.py): gunicorn's lines quote request
         # lines and exception messages too. A bad variable fails here, at start, naming itself.
-        formatter = JsonFormatter(redact=secrets_of(Settings.from_env()))
+        settings = Settings.from_env()
+        lines = formatter(settings.log_format, redact=secrets_of(settings))
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
-                handler.setFormatter(formatter)
+                handler.setFormatter(lines)
 
 
 logger_class = JsonLogger

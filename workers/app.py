@@ -26,7 +26,7 @@ class WorkerApp(Celery):
 def create_celery(settings: Settings | None = None) -> WorkerApp:
     """Build the worker app. Reads the environment only when no settings are passed."""
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_level, redact=secrets_of(settings))
+    configure_logging(settings.log_level, redact=secrets_of(settings), fmt=settings.log_format)
     warn_if_unsigned(settings, "worker")
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     fastpath.configure(settings.schema_fast_path)

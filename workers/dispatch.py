@@ -49,6 +49,12 @@ def forward_action(destination: str) -> str:
     return f"{FORWARD}:{destination}"
 
 
+def routes_table(settings: Settings, handlers: Sequence[HandlerSpec] = ()) -> dict[str, tuple[str, ...]]:
+    """Every documented type, and each undocumented one a handler names, with the actions it runs."""
+    types = sorted(event_types.DOCUMENTED | {p for h in handlers if h.undocumented for p in h.patterns})
+    return {t: actions_for(t, settings, handlers) for t in types}
+
+
 def designer_actions_for(source: str, settings: Settings) -> tuple[str, ...]:
     """The actions a Payload-designer body from `source` goes to: a distribution endpoint's name, or the
     `source.id` of a distribution's body on the main URL (forwards only: no other action can read a body

@@ -53,8 +53,10 @@ def reconcile(
             break
     if handed or waiting:
         # `handed_over` is the real count of messages the reconciler sent; the store keeps the running
-        # total too (`reconciler|handed_over` in {p}:metrics).
-        log.info(
+        # total too (`reconciler|handed_over` in {p}:metrics). A pass that sent nothing is idle: DEBUG, so
+        # a terminal running `voucherify-ingest run` is not filled with them every few seconds.
+        log.log(
+            logging.INFO if handed else logging.DEBUG,
             "reconciler pass",
             extra={"handed_over": handed, "left_waiting": waiting, "outbox": store.outbox_size()},
         )

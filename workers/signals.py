@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -22,7 +23,7 @@ def connect(settings: Settings) -> None:
     def setup_logging(**_: Any) -> None:
         # Connected, this replaces Celery's own logging setup altogether (its plain-text handlers on the
         # root and task loggers), so Celery's lines, the worker's and the tasks' all come out as JSON.
-        logs.configure_logging(settings.log_level, redact=logs.secrets_of(settings))
+        logs.configure_logging(settings.log_level, redact=logs.secrets_of(settings), fmt=settings.log_format)
 
     signals.setup_logging.connect(setup_logging, weak=False, dispatch_uid="voucherify.setup_logging")
     signals.task_prerun.connect(bind_task, weak=False, dispatch_uid="voucherify.bind_task")
@@ -30,7 +31,7 @@ def connect(settings: Settings) -> None:
     # Celery's signal handlers write their notices ("worker: Warm shutdown (MainProcess)") as plain text
     # straight to the file descriptor, past logging and past --quiet: the one non-JSON line a worker wrote.
     # Its module looks `safe_say` up when it says something, so this makes those lines JSON too.
-    celery_worker.safe_say = _say_as_json
+    celery_worker.safe_say = functools.partial(_say_as_json, fmt=settings.log_format)
 
     def check_mail(**_: Any) -> None:
         from workers.mailcheck import check_mail_in_background
@@ -39,6 +40,27 @@ def connect(settings: Settings) -> None:
 
     # Once per worker (its main process), when it is ready to consume: not for `celery inspect` and co.
     signals.worker_ready.connect(check_mail, weak=False, dispatch_uid="voucherify.check_mail")
+
+    def routes(**_: Any) -> None:
+        publish_routes(settings)
+
+    signals.worker_ready.connect(routes, weak=False, dispatch_uid="voucherify.publish_routes")
+
+
+def publish_routes(settings: Settings) -> None:
+    """Write this worker's routes table to the store, for the intake's console (core/store/routes.py)."""
+    from core.store import EventStore
+    from workers import dispatch
+    from workers.runtime import load_handlers
+
+    try:
+        store = EventStore.from_settings(settings, timeout=5.0)
+        store.publish_routes(dispatch.routes_table(settings, load_handlers(settings)))
+    except Exception as exc:
+        # Only the console's dry run reads it, and it says when there is none: never stop a worker for it.
+        logging.getLogger("workers.routes").warning(
+            "routes table not published", extra={"reason": "routes_not_published", "error": repr(exc)}
+        )
 
 
 def bind_task(task_id: str | None = None, task: Any = None, args: Any = None, **_: Any) -> None:
@@ -55,11 +77,11 @@ def unbind_task(**_: Any) -> None:
     logs.clear()
 
 
-def _say_as_json(msg: str, f: Any = sys.__stderr__) -> None:
+def _say_as_json(msg: str, f: Any = sys.__stderr__, *, fmt: str = "json") -> None:
     """Celery's signal-handler notices as one JSON log line, written as Celery writes them (no locks)."""
     record = logging.makeLogRecord({"name": "celery.worker", "levelno": logging.INFO, "levelname": "INFO"})
     record.msg = msg.strip()
-    line = logs.JsonFormatter().format(record) + "\n"
+    line = logs.formatter(fmt).format(record) + "\n"
     # A notice lost must never stop a shutdown (Celery's own safe_say swallows it too).
     with contextlib.suppress(OSError, ValueError, AttributeError):
         os.write(f.fileno(), line.encode())

@@ -22,6 +22,11 @@ Keys (prefix `vw` by default; one Redis database per deployment):
     {p}:metrics        hash   worker-side counters (settled events, action attempts, latency buckets, late
                               deliveries); kept by the scripts below, so every worker process and machine
                               adds to one place
+    {p}:rate:{hour}    hash   settled events per minute: "<minute>|<status>" -> count (the console's chart);
+                              one per hour since the epoch, expiring after two days
+    {p}:console:session:{id}  string  a console login (expires after CONSOLE_IDLE_SECONDS without use)
+    {p}:console:fail:{client} string  wrong console tokens from one client in the current window
+    {p}:routes         string the routes table the last worker to start published (JSON; core/store/routes.py)
     {p}:prune:cursor   string where the retention sweep (`prune_expired`) left off
     {p}:job:{id}       hash   a bulk replay job (jobs.py), and {p}:job:{id}:lock its one runner
     {p}:mail:status    string what the last worker to start found about the SMTP server (core.mailstatus)
@@ -58,6 +63,7 @@ from core.store.life import Claim, EventLife, HandOff, Start
 from core.store.queries import Queries, WorkerCounters
 from core.store.reservations import Reservations
 from core.store.retention import Retention
+from core.store.routes import Routes
 
 # Upper bounds (seconds) of the received -> first final status histogram that lua/set_status.lua keeps in
 # {p}:metrics (the script spells them too; tests/core/store/test_scripts.py keeps the two in agreement).
@@ -82,7 +88,7 @@ __all__ = [
 ]
 
 
-class EventStore(Deliveries, EventLife, Reservations, Queries, Retention, Jobs):
+class EventStore(Deliveries, EventLife, Reservations, Queries, Retention, Jobs, Routes):
     """Events, their actions' state, reservations and the outbox, in one Redis."""
 
     @classmethod

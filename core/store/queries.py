@@ -133,6 +133,10 @@ class Queries(StoreBase):
             ids.append(i)
             if len(ids) >= limit:
                 break
+        return self.documents(ids)
+
+    def documents(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The documents of `ids` in one round trip, in that order (expired ones left out)."""
         if not ids:
             return []
         pipe = self.r.pipeline(transaction=False)
@@ -171,6 +175,25 @@ class Queries(StoreBase):
             elif kind == "reconciler" and rest == "handed_over":
                 out.handoffs = int(value)
         return out
+
+    def settled_per_minute(self, *, since: float, until: float) -> dict[int, dict[str, int]]:
+        """Events that reached a final status, by minute (since the epoch) and status, in [since, until)."""
+        first, last = int(since // 60), int((until - 1e-9) // 60)
+        pipe = self.r.pipeline(transaction=False)
+        hours = range(first // 60, last // 60 + 1)
+        for hour in hours:
+            pipe.hgetall(self.key("rate", str(hour)))
+        out: dict[int, dict[str, int]] = {}
+        for row in pipe.execute():
+            for key, value in row.items():
+                minute, _, status = text(key).partition("|")
+                if first <= int(minute) <= last:
+                    out.setdefault(int(minute), {})[status] = int(value)
+        return out
+
+    def outbox_size(self) -> int:
+        """Events that still need a worker (queued, retrying, or waiting for the reconciler)."""
+        return int(self.r.zcard(f"{self.p}:outbox"))
 
     def counts(self) -> dict[str, int]:
         """How many events are in each status."""

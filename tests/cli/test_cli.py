@@ -290,11 +290,21 @@ class TestRunLifecycle:
         url_file = tmp_path / "embedded-redis.url"
         assert url_file.exists()
         assert stop_run(svc) == 0
+        assert f"console    http://127.0.0.1:{svc.port}/console/" in svc.proc.output()
+        assert (tmp_path / "admin-token").stat().st_mode & 0o777 == 0o600
         assert not url_file.exists()
         assert not _answers(svc.port)
         # Every line `run`'s children wrote is JSON; `run` itself prints a few plain lines for humans.
         # Regression: this skipped every line not starting with "{", so plain lines passed unseen.
-        own = ("store      ", "secret     ", "intake     ", "try it     ", "stop       ")
+        own = (
+            "store      ",
+            "secret     ",
+            "admin      ",
+            "intake     ",
+            "console    ",
+            "try it     ",
+            "stop       ",
+        )
         lines = svc.proc.output().splitlines()
         assert len(lines) > len(own)
         plain = []

@@ -175,3 +175,39 @@ class TestIntakeLines:
         assert "admin-token-xyz" not in text
         assert "alex.doe@example.com" not in text
         assert mask_email("alex.doe@example.com") == "a***@e***.com"
+
+
+class TestTextFormatter:
+    def test_a_delivery_is_one_readable_line(self):
+        rec = record("webhook accepted", (), event_id="evt_1", status="queued", size=812, ms=1.5)
+        out = logs.TextFormatter().format(rec)
+        assert "--> delivery  evt_1  queued  (812 B, 1.5 ms)" in out
+
+    def test_a_settled_event_shows_type_status_and_action_outcomes(self):
+        rec = logging.LogRecord("workers.pipeline", logging.INFO, __file__, 1, "event %s", ("dead",), None)
+        rec.__dict__.update(
+            event_id="evt_2",
+            status="dead",
+            event_type="publication.succeeded",
+            reason="smtp_refused",
+            actions={"notify_customer": "dead"},
+        )
+        out = logs.TextFormatter().format(rec)
+        assert "<-- publication.succeeded  evt_2  DEAD  (smtp_refused)  notify_customer=dead" in out
+
+    def test_other_lines_keep_their_fields_masked_and_redacted(self):
+        rec = record("sent to %s", ("alex.doe@example.com",), token="s3cr3t-value")
+        out = logs.TextFormatter(redact=["s3cr3t-value"]).format(rec)
+        assert "INFO" in out
+        assert "a***@e***.com" in out
+        assert "s3cr3t-value" not in out
+        assert not out.startswith("{")
+
+    def test_format_choice(self, monkeypatch):
+        """auto: text on a terminal, JSON otherwise; LOG_FORMAT=json or text decides outright."""
+        monkeypatch.setattr(logs.os, "isatty", lambda fd: True)
+        assert type(logs.formatter("auto")) is logs.TextFormatter
+        assert type(logs.formatter("json")) is JsonFormatter
+        monkeypatch.setattr(logs.os, "isatty", lambda fd: False)
+        assert type(logs.formatter("auto")) is JsonFormatter
+        assert type(logs.formatter("text")) is logs.TextFormatter

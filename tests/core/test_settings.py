@@ -18,6 +18,7 @@ class TestFromEnv:
         assert s.signature_fallback_max_bytes == 256 * 1024
         assert (s.intake_header_timeout_s, s.intake_body_timeout_s) == (5.0, 10.0)
         assert s.intake_max_connections_per_client == 256
+        assert (s.console_idle_s, s.trusted_proxies, s.log_format) == (1800, 0, "auto")
 
     def test_secrets_are_comma_separated_and_trimmed(self):
         s = Settings.from_env({"VOUCHERIFY_WEBHOOK_SECRETS": " new , old,, "})
@@ -47,6 +48,9 @@ class TestFromEnv:
             ("INTAKE_HEADER_TIMEOUT_SECONDS", "0"),
             ("INTAKE_BODY_TIMEOUT_SECONDS", "soon"),
             ("INTAKE_MAX_CONNECTIONS_PER_CLIENT", "-1"),
+            ("CONSOLE_IDLE_SECONDS", "10"),
+            ("TRUSTED_PROXIES", "-1"),
+            ("LOG_FORMAT", "yaml"),
         ],
     )
     def test_bad_value_names_the_variable(self, name, value):

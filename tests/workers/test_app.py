@@ -55,3 +55,16 @@ class TestUnsignedMode:
             proc.stop()
         assert lines
         assert {(x["level"], x["component"]) for x in lines} == {("warning", "worker")}
+
+
+class TestPublishedRoutes:
+    @pytest.mark.integration
+    def test_a_ready_worker_publishes_its_routes(self, redis_url, workers, store):
+        """The intake cannot import the routing: a worker writes its table when it is ready, forwards
+        included, for the console's bulk replay to say what would run."""
+        from tests.support import wait_for
+
+        workers(redis_url, concurrency=1, beat=False, FORWARD_URLS="crm=https://crm.example/hook")
+        routes, _ = wait_for(store.published_routes, timeout=20, what="the routes table")
+        assert routes["publication.succeeded"] == ("notify_customer", "forward:crm")
+        assert routes["voucher.updated"] == ("forward:crm",)

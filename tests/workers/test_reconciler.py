@@ -140,3 +140,17 @@ class TestReconcile:
         )
         assert len(sent) == 20
         assert len(run(store, now=1000.0 + lease + 2)) == 10
+
+
+class TestLogLevel:
+    def test_idle_pass_logs_at_debug_and_a_hand_over_at_info(self, store, lease, caplog):
+        """A pass that sends nothing (events waiting on a busy queue) is DEBUG: `run` in a terminal would
+        otherwise print it every few seconds. A pass that hands something over stays INFO."""
+        caplog.set_level("DEBUG", logger="workers.reconciler")
+        stored(store, 1, now=1000.0)
+        assert len(run(store, now=1000.0 + lease + 1)) == 1
+        assert [r.levelname for r in caplog.records if r.getMessage() == "reconciler pass"] == ["INFO"]
+        caplog.clear()
+        stored(store, 1, now=5000.0)
+        assert run(store, now=5000.0 + 3 * lease, lengths=BUSY) == []
+        assert [r.levelname for r in caplog.records if r.getMessage() == "reconciler pass"] == ["DEBUG"]

@@ -4,6 +4,8 @@
 -- a terminal status. Reaching a terminal status is counted in {p}:metrics here too, so the counters cost no
 -- extra round trip and add up across every worker: settled|<status>|<type label>, and on an event's first
 -- settlement only (a replay of a week-old event says nothing about latency) latency|<le> and latency_sum.
+-- And per minute for the console's chart: {p}:rate:<hour> field <minute>|<status> (hour and minute numbers
+-- since the epoch), one hash per hour that expires after two days, so the keys stay bounded.
 -- The type indexes and counters use the `type_label` field (schemas.event_types.label), never `event_type`:
 -- a sender's made-up types all land in `other`.
 -- KEYS: none (names are built from the prefix: a single Redis node or Sentinel, not Cluster)
@@ -52,6 +54,10 @@ if TERMINAL[new] and old ~= new then
   local m = p .. ':metrics'
   local ty = redis.call('HGET', ev, 'type_label') or ''
   redis.call('HINCRBY', m, 'settled|' .. new .. '|' .. ty, 1)
+  local t = tonumber(ARGV[4])
+  local rate = p .. ':rate:' .. math.floor(t / 3600)
+  redis.call('HINCRBY', rate, math.floor(t / 60) .. '|' .. new, 1)
+  redis.call('EXPIRE', rate, 172800)
   if redis.call('HSETNX', ev, 'settled_at', ARGV[4]) == 1 then
     local lat = math.max(0, tonumber(ARGV[4]) - tonumber(score))
     local le = '+Inf'

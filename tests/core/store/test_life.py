@@ -108,3 +108,24 @@ class TestResetForReplay:
 
     def test_unknown_event(self, store):
         assert not store.reset_for_replay("evt_nope")
+
+
+class TestSettledPerMinute:
+    def test_each_settlement_counts_in_its_minute_by_status(self, store, event_id):
+        """The console's chart reads these: settling counts once, in the minute it happened, by status."""
+        other, _ = store.accept(b"{}", dedup_key="k2", headers={}, secret="s", now=100.0)
+        store.set_status(event_id, Status.PROCESSED, outbox=False, now=7200.0 + 61)
+        store.set_status(other, Status.DEAD, outbox=False, now=7200.0 + 125)
+        store.set_status(other, Status.DEAD, outbox=False, now=7200.0 + 126)  # not a new settlement
+        per_minute = store.settled_per_minute(since=7200.0, until=7200.0 + 3600)
+        assert per_minute == {121: {"processed": 1}, 122: {"dead": 1}}
+
+    def test_counters_are_bounded_in_time(self, store, event_id):
+        """One hash per hour, kept a little over a day: the keyspace cannot grow with traffic."""
+        store.set_status(event_id, Status.PROCESSED, outbox=False, now=7200.0)
+        key = store.key("rate", "2")
+        assert 86400 < store.r.ttl(key) <= 2 * 86400
+
+    def test_unfinished_statuses_are_not_counted(self, store, event_id):
+        store.set_status(event_id, Status.FAILED, outbox=300.0, now=7200.0)
+        assert store.settled_per_minute(since=0.0, until=10_000.0) == {}
