@@ -25,7 +25,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 TOKEN = "console-e2e-token-" + "t" * 16
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SHOTS = ROOT / "docs"
+
+
+def shots(tmp_path: Any) -> Any:
+    """Where the screenshots go: docs/ (the README's) with UPDATE_SCREENSHOTS=1, else the test's own folder,
+    so a plain test run leaves the work tree clean."""
+    return ROOT / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -107,7 +113,7 @@ def reload_until(page: Any, selector: str, text: str, timeout: float = 30) -> No
     wait_for(shown, timeout=timeout, interval=0.3, what=f"{selector} to show {text!r}")
 
 
-def test_console_end_to_end(browser, service):
+def test_console_end_to_end(browser, service, tmp_path):
     """Log in, see events arrive, a refused email go dead with its reason, replay it from the page once the
     server recovers, and see it processed; a wrong token and a POST without CSRF are refused."""
     started = time.monotonic()
@@ -158,13 +164,13 @@ def test_console_end_to_end(browser, service):
         assert "succeeded" in page.text_content("section.action")
         wait_for(lambda: smtp.to("alex.doe@example.com"), timeout=10, what="the email")
         page.goto(f"{base}/console/events/{dead}")
-        page.screenshot(path=str(SHOTS / "console-event.png"), full_page=False)
+        page.screenshot(path=str(shots(tmp_path) / "console-event.png"), full_page=False)
 
         page.goto(f"{base}/console/")
         settled = sum(int(page.text_content(f"[data-status={s}]")) for s in ("processed", "ignored"))
         assert settled == len(fine) + 1
         assert page.locator("svg.chart rect").count() >= 1
-        page.screenshot(path=str(SHOTS / "console-overview.png"), full_page=True)
+        page.screenshot(path=str(shots(tmp_path) / "console-overview.png"), full_page=True)
         assert store.document(dead)["status"] == "processed"
 
         # Bulk replay: a filter, its dry-run count, confirm, then the job's progress to the end.
