@@ -42,12 +42,20 @@ class TestFromEnv:
             ("DEDUP_WINDOW_SECONDS", "-1"),
             ("RETENTION_PROCESSED_SECONDS", "0"),
             ("RETENTION_FAILED_SECONDS", "a month"),
+            ("NOTIFY_TEMPLATES_DIR", "/nonexistent/templates"),
+            ("NOTIFY_TEMPLATES_DIR", __file__),
         ],
     )
     def test_bad_value_names_the_variable(self, name, value):
         """A bad value fails at start, and the message names the variable."""
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({name: value})
+
+    def test_templates_dir(self, tmp_path):
+        """NOTIFY_TEMPLATES_DIR: unset (or blank) means the packaged templates; set, a directory."""
+        assert Settings.from_env({}).notify_templates_dir is None
+        assert Settings.from_env({"NOTIFY_TEMPLATES_DIR": " "}).notify_templates_dir is None
+        assert Settings.from_env({"NOTIFY_TEMPLATES_DIR": str(tmp_path)}).notify_templates_dir == tmp_path
 
     def test_retention_can_be_seconds(self):
         """Short retention is allowed (staging, and the tests that watch events expire)."""
