@@ -189,6 +189,14 @@ class TestPerCampaign:
         assert subject(msg) == "default subject"
         assert parts(msg) == {"text/plain": f"by id: {CAMPAIGN_ID}\n"}
 
+    def test_without_a_campaign_the_vouchers_campaign_counts(self, run_with, mailer, folder):
+        """No `campaign` object in the payload: the campaign the voucher names (id and name) is used."""
+        doc = publication()
+        doc["data"]["campaign"] = None
+        run_with(doc, folder)
+        (msg,) = mailer.sent
+        assert parts(msg) == {"text/plain": f"by id: {CAMPAIGN_ID}\n"}
+
     def test_another_campaign_gets_the_default(self, run_with, mailer, folder):
         doc = publication(campaign="Winter")
         doc["data"]["campaign"]["id"] = "camp_other"
