@@ -88,6 +88,8 @@ class Settings:
     # How long "already emailed" (per publication) and "already forwarded" (per Voucherify event id and
     # destination) are remembered: past every way an event can come back (retention, dedup window, resends).
     notify_remember_s: int = 400 * 86400
+    # The customer email's templates (workers/actions/templates.py); None: the packaged defaults.
+    notify_templates_dir: Path | None = None
     key_prefix: str = "vw"
     data_dir: Path = field(default_factory=lambda: Path("var"))
     log_level: str = "INFO"
@@ -146,6 +148,7 @@ class Settings:
             retention_processed_s=_int(env, "RETENTION_PROCESSED_SECONDS", 30 * 86400, minimum=1),
             retention_failed_s=_int(env, "RETENTION_FAILED_SECONDS", 90 * 86400, minimum=1),
             notify_remember_s=_int(env, "NOTIFY_REMEMBER_SECONDS", 400 * 86400, minimum=1),
+            notify_templates_dir=_directory(env, "NOTIFY_TEMPLATES_DIR"),
             key_prefix=env.get("KEY_PREFIX", "vw") or "vw",
             data_dir=Path(env.get("DATA_DIR", "var")),
             log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -280,6 +283,16 @@ def _file(env: Mapping[str, str], name: str) -> Path | None:
     path = Path(raw)
     if not path.is_file() or not os.access(path, os.R_OK):
         raise ConfigError(f"{name}: {raw!r} is not a readable file")
+    return path
+
+
+def _directory(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
+        raise ConfigError(f"{name}: {raw!r} is not a readable directory")
     return path
 
 

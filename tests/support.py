@@ -193,6 +193,10 @@ class Proc:
         try:
             wait_for(seen, timeout=timeout, interval=0.1, what=repr(text))
         except AssertionError:
+            if self.popen.poll() is not None:  # say how it ended: a refusal to start is an exit code
+                raise AssertionError(
+                    f"process exited ({self.popen.returncode}) before {text!r}:\n{self.output()[-3000:]}"
+                ) from None
             raise AssertionError(f"{text!r} not seen in output:\n{self.output()[-3000:]}") from None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -365,7 +369,11 @@ def start_worker(
     if beat:
         args += ["--beat", "--schedule", str(log_path.with_suffix(".beat"))]
     proc = Proc(args, env, log_path)
-    proc.wait_for_output("ready.", timeout=60)
+    try:
+        proc.wait_for_output("ready.", timeout=60)
+    except BaseException:
+        proc.stop()  # a worker that refused to start (or hung): nothing left running, its log closed
+        raise
     return proc
 
 

@@ -31,6 +31,7 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     fastpath.configure(settings.schema_fast_path)
     _check_handlers(settings)
+    _check_templates(settings)
     app = WorkerApp("workers", set_as_current=True)
     app.settings = settings
     # celery_config() declares the queues: a plain `celery -A workers worker` consumes both queues, live
@@ -70,3 +71,22 @@ def _check_handlers(settings: Settings) -> None:
         raise SystemExit(2) from exc
     if specs:
         log.info("handlers loaded", extra={"handlers": {s.name: list(s.patterns) for s in specs}})
+
+
+def _check_templates(settings: Settings) -> None:
+    """Refuse to start (exit code 2) on a broken template directory, instead of failing every email.
+
+    Compiling them here, in the parent, is also what the forked pool processes inherit: once per worker.
+    """
+    from workers.actions.templates import TemplateError, templates_for
+
+    try:
+        templates = templates_for(settings.notify_templates_dir)
+    except TemplateError as exc:
+        log.critical("worker refused to start: %s", exc, extra={"reason": "templates"})
+        print(f"configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from exc
+    log.info(
+        "email templates loaded",
+        extra={"templates": str(templates.root), "campaigns": sorted(templates.campaigns)},
+    )

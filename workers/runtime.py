@@ -10,6 +10,7 @@ from core.store import EventStore
 from workers import dispatch, handlers
 from workers.actions import Action
 from workers.actions.notify import RESERVATION_MARGIN_S, NotifyCustomer, reservation_for
+from workers.actions.templates import templates_for
 from workers.handlers import HandlerAction, HandlerSpec
 from workers.mail import LogMailer, Mailer, SmtpMailer
 from workers.pipeline import Runtime
@@ -30,6 +31,7 @@ def build_runtime(
             sender=settings.notify_from,
             reservation_ttl=reservation_for(settings.smtp_deadline_s),
             remember_s=settings.notify_remember_s,
+            templates=templates_for(settings.notify_templates_dir),
         ),
     }
     from workers.actions.forward import Forwarder

@@ -51,6 +51,8 @@ class TestFromEnv:
             ("CONSOLE_IDLE_SECONDS", "10"),
             ("TRUSTED_PROXIES", "-1"),
             ("LOG_FORMAT", "yaml"),
+            ("NOTIFY_TEMPLATES_DIR", "/nonexistent/templates"),
+            ("NOTIFY_TEMPLATES_DIR", __file__),
         ],
     )
     def test_bad_value_names_the_variable(self, name, value):
@@ -64,6 +66,12 @@ class TestFromEnv:
             Settings.from_env({"INTAKE_MAX_CONNECTIONS_PER_CLIENT": "0"}).intake_max_connections_per_client
             == 0
         )
+
+    def test_templates_dir(self, tmp_path):
+        """NOTIFY_TEMPLATES_DIR: unset (or blank) means the packaged templates; set, a directory."""
+        assert Settings.from_env({}).notify_templates_dir is None
+        assert Settings.from_env({"NOTIFY_TEMPLATES_DIR": " "}).notify_templates_dir is None
+        assert Settings.from_env({"NOTIFY_TEMPLATES_DIR": str(tmp_path)}).notify_templates_dir == tmp_path
 
     def test_retention_can_be_seconds(self):
         """Short retention is allowed (staging, and the tests that watch events expire)."""

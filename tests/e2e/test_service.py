@@ -44,7 +44,10 @@ class TestPublicationEmail:
         assert doc["actions"]["notify_customer"]["status"] == "succeeded"
         (msg,) = wait_for(lambda: smtp_sink.to(email), what="the email")
         assert msg["From"] == "shop@example.com"
-        assert "ZERO-8" in msg.get_payload()
+        text, html = msg.get_payload()  # the packaged templates: multipart/alternative, text then HTML
+        assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+        assert "ZERO-8" in text.get_payload(decode=True).decode()
+        assert "ZERO-8" in html.get_payload(decode=True).decode()
         assert "Free product zero items-test" in msg["Subject"]
 
     def test_same_delivery_twice_sends_one_email(self, intake, e2e_store, smtp_sink):

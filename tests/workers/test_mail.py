@@ -165,8 +165,9 @@ def decoded(value: str) -> str:
 
 
 def text(msg: Message) -> str:
-    """The decoded body, the wire's CRLF line ends back to LF."""
-    return msg.get_payload(decode=True).decode(msg.get_content_charset()).replace("\r\n", "\n")
+    """The decoded text/plain part, the wire's CRLF line ends back to LF."""
+    (part,) = [p for p in msg.walk() if p.get_content_type() == "text/plain"]
+    return part.get_payload(decode=True).decode(part.get_content_charset()).replace("\r\n", "\n")
 
 
 def dotted() -> Message:
@@ -231,7 +232,7 @@ class TestPipelining:
         for commands, body in zip(mails[::2], mails[1::2], strict=True):
             assert commands.startswith(b"MAIL FROM:<shop@example.com> size=")
             assert commands.endswith(b"\r\nRCPT TO:<zoe@example.com>\r\nDATA\r\n")
-            assert body.startswith(b"Content-Type: text/plain")
+            assert body.startswith(b"Content-Type: multipart/alternative")
             assert body.endswith(b"\r\n.\r\n")
         bodies = [b.removesuffix(b".\r\n") for b in mails[1::2]]
         assert [e.content for e in pipelining_server.received] == bodies

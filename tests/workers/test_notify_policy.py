@@ -1,14 +1,19 @@
 """The email policy's shortcut writes exactly what compat32 writes, header by header and whole messages."""
 
 import string
+from email import message_from_bytes
+from email.charset import QP, Charset
 from email.generator import BytesGenerator
+from email.mime.text import MIMEText
 from email.policy import Compat32, compat32
 from io import BytesIO
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.actions.notify import POLICY, NotifyCustomer
+from workers.actions.notify import POLICY, NotifyCustomer, _part
+from workers.actions.templates import EmailTemplates
 
 NAMES = st.sampled_from(["Subject", "To", "From", "Message-ID", "X-Custom-Header-Name"])
 ASCII_TEXT = st.text(alphabet=string.printable, max_size=90)
@@ -35,13 +40,27 @@ def flatten(message, policy):
     return out.getvalue()
 
 
+@pytest.fixture(scope="module", params=["packaged", "text-only"])
+def templates(request, tmp_path_factory):
+    """The packaged templates (multipart/alternative) and a text-only set: both email structures."""
+    if request.param == "packaged":
+        return EmailTemplates.load()
+    folder = tmp_path_factory.mktemp("text-only")
+    (folder / "subject.txt").write_text("Codes {{ codes|join(' ') }} {{ campaign.name if campaign }}")
+    (folder / "body.txt").write_text("{{ customer.name }}\n{{ codes|join('\\n') }}\n")
+    return EmailTemplates.load(folder)
+
+
 @settings(max_examples=100, deadline=None)
 @given(name=st.none() | ANY_TEXT, campaign=st.none() | ANY_TEXT, codes=st.lists(ASCII_TEXT, min_size=1))
-def test_whole_emails_are_the_bytes_compat32_writes(name, campaign, codes):
-    message = NotifyCustomer(None, sender="shop@example.com", reservation_ttl=30, remember_s=60).compose(
-        "alex@example.com", name, codes, campaign, "pub_1"
+def test_whole_emails_are_the_bytes_compat32_writes(templates, name, campaign, codes):
+    notify = NotifyCustomer(
+        None, sender="shop@example.com", reservation_ttl=30, remember_s=60, templates=templates
     )
-    assert message.policy is POLICY
+    message = notify.compose("alex@example.com", name, codes, campaign, "pub_1")
+    # Every part is written with the shortcut policy, not only the outer headers.
+    assert {part.policy for part in message.walk()} == {POLICY}
+    assert message.is_multipart() == (templates.default.html is not None)
     assert flatten(message, POLICY) == flatten(message, compat32)
 
 
@@ -55,3 +74,35 @@ def test_the_shortcut_is_taken_for_ordinary_headers(monkeypatch):
     assert POLICY.fold_binary("Subject", "Your voucher code from Summer") == (
         b"Subject: Your voucher code from Summer\n"
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=ANY_TEXT | ASCII_TEXT | st.text(alphabet="ab \n", min_size=990, max_size=2100),
+    subtype=st.sampled_from(["plain", "html"]),
+)
+def test_a_part_is_what_mimetext_writes(body, subtype):
+    """notify's hand-built text part: MIMEText's headers, the same text when read back, lines SMTP takes.
+
+    A 7bit part is MIMEText's bytes exactly; a quoted-printable one comes from binascii's encoder, which
+    escapes a few characters the pure-Python one leaves alone: the same text, other bytes.
+    """
+    short_lines = max(map(len, body.splitlines()), default=0) <= 998
+    charset = "us-ascii" if body.isascii() and short_lines else Charset("utf-8")
+    if not isinstance(charset, str):
+        charset.body_encoding = QP
+    expected = MIMEText(body, subtype, charset, policy=POLICY)
+    ours = flatten(_part(body, subtype), POLICY)
+    if charset == "us-ascii":
+        assert ours == flatten(expected, POLICY)
+    head, _, payload = ours.partition(b"\r\n\r\n")
+    assert head == flatten(expected, POLICY).partition(b"\r\n\r\n")[0]
+    assert max(map(len, payload.split(b"\r\n"))) <= (998 if charset == "us-ascii" else 76)
+    read = message_from_bytes(ours)
+    text = read.get_payload(decode=True).decode(read.get_content_charset())
+    assert lines(text) == lines(body)
+
+
+def lines(text):
+    """Line ends as the generator writes them: \\r\\n, \\r and \\n are each one line break."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")

@@ -7,16 +7,20 @@ times, and through however many event types, the publication arrives. Written on
 
 from __future__ import annotations
 
+import binascii
+import os
 import time
-from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
-from email.mime.text import MIMEText
+from email.mime.multipart import MIMEMultipart
 from email.policy import Compat32
 from email.utils import formataddr, formatdate
 from typing import Any, cast
 
+from schemas.campaign import Campaign
+from schemas.customer import Customer
 from workers import dispatch
+from workers.actions.templates import EmailTemplates, templates_for
 from workers.dispatch import NOTIFY_CUSTOMER
 from workers.errors import PermanentError
 from workers.handlers import Event, HandlerAction, HandlerSpec, Skip
@@ -28,6 +32,8 @@ PATTERNS = tuple(t for t, names in dispatch.ROUTES.items() if NOTIFY_CUSTOMER in
 # How much longer an email's reservation lasts than its send may: the reservation is taken before the send
 # starts (one store round trip) and "emailed" is recorded after it ends (another), both inside this margin.
 RESERVATION_MARGIN_S = 10
+# A subject word longer than this goes out as encoded words, which compat32 can split; a bare word it cannot.
+_LONGEST_WORD = 60
 
 
 def reservation_for(send_deadline_s: float) -> int:
@@ -38,7 +44,15 @@ def reservation_for(send_deadline_s: float) -> int:
 class NotifyCustomer(HandlerAction):
     """The notify_customer action: a handler written on the public API (workers.handlers), like yours."""
 
-    def __init__(self, mailer: Mailer, *, sender: str, reservation_ttl: int, remember_s: int) -> None:
+    def __init__(
+        self,
+        mailer: Mailer,
+        *,
+        sender: str,
+        reservation_ttl: int,
+        remember_s: int,
+        templates: EmailTemplates | None = None,
+    ) -> None:
         if reservation_ttl <= RESERVATION_MARGIN_S:
             raise ValueError(f"reservation_ttl must be longer than {RESERVATION_MARGIN_S} s")
         spec = HandlerSpec(
@@ -57,6 +71,8 @@ class NotifyCustomer(HandlerAction):
         # Each send must be over before its reservation can lapse, so another worker can never send too.
         self.send_deadline_s = reservation_ttl - RESERVATION_MARGIN_S
         self.remember_s = remember_s
+        # Compiled once per process (the worker's start check did it): an email costs only their rendering.
+        self.templates = templates or templates_for(None)
 
     def handle(self, event: Event) -> str | Skip:
         """Email the customer their code(s), once per publication."""
@@ -75,7 +91,9 @@ class NotifyCustomer(HandlerAction):
         # differs per source, and for a resend after the dedup window).
         pub_id = getattr(publication, "id", None) or f"event:{event.voucherify_id or event.id}"
         campaign = getattr(getattr(data, "campaign", None), "name", None)
-        message = self.compose(email, getattr(customer, "name", None), codes, campaign, pub_id)
+        message = self.compose(
+            email, getattr(customer, "name", None), codes, campaign, pub_id, data=data, event=event
+        )
         # The deadline is taken once the reservation is ours: it began before this instant.
         sent = event.once(
             pub_id, lambda: self.mailer.send(message, deadline=time.monotonic() + self.send_deadline_s)
@@ -85,29 +103,48 @@ class NotifyCustomer(HandlerAction):
         return f"emailed {len(codes)} code(s) for publication {pub_id}"
 
     def compose(
-        self, to: str, name: str | None, codes: list[str], campaign: str | None, pub_id: str
+        self,
+        to: str,
+        name: str | None,
+        codes: list[str],
+        campaign: str | None,
+        pub_id: str,
+        *,
+        data: Any = None,
+        event: Event | None = None,
     ) -> Message:
-        """The email: plain text, with a Message-ID derived from the publication (stable across retries).
+        """The email from the templates, its Message-ID derived from the publication (stable across retries).
 
-        Built with the classic (compat32) email classes: the default policy's header registry made composing
-        one email cost more than validating and storing its event.
+        The templates see `data`'s typed customer, vouchers, campaign and publication (without `data`, a
+        customer and campaign made of `name` and `campaign`), the `codes` and the `event`. Built with the
+        classic (compat32) email classes: the default policy's header registry made composing one email cost
+        more than validating and storing its event.
         """
         to = _ascii_address(to)
-        name = _one_line(name)
-        what = f" from {_one_line(campaign)}" if campaign else ""
-        greeting = f"Hello {name}," if name else "Hello,"
-        lines = [greeting, "", f"Here {'are your codes' if len(codes) > 1 else 'is your code'}{what}:", ""]
-        lines += [f"    {_one_line(c)}" for c in codes]
-        lines += ["", "Enjoy!"]
-        body = "\n".join(lines) + "\n"
-        # A Charset object is what email's docs allow here; typeshed's stub says only str.
-        charset: Any = "us-ascii" if body.isascii() else _UTF8_QP
-        msg = MIMEText(body, "plain", charset, policy=POLICY)
+        publication = getattr(data, "publication", None)
+        customer = getattr(data, "customer", None) or getattr(publication, "customer", None)
+        camp = _campaign_of(data, campaign)
+        context = {
+            "customer": customer or Customer(name=name, email=to),
+            "vouchers": tuple(getattr(data, "vouchers", ())),
+            "campaign": camp,
+            "publication": publication,
+            "codes": codes,
+            "event": event,
+        }
+        words = self.templates.render(
+            context, campaign_id=getattr(camp, "id", None), campaign_name=getattr(camp, "name", None)
+        )
+        text = words.text if words.text.endswith("\n") else words.text + "\n"
+        msg = _part(text, "plain") if words.html is None else _alternative(text, words.html)
         msg["From"] = self.sender
-        msg["To"] = formataddr((name, to), charset="utf-8")
-        subject = f"Your voucher code{'s' if len(codes) > 1 else ''}{what}"
-        # compat32 takes a Header for a header value (the stub types values as str only).
-        msg["Subject"] = subject if subject.isascii() else cast(str, Header(subject, "utf-8"))
+        msg["To"] = formataddr((_one_line(name), to), charset="utf-8")
+        # compat32 takes a Header for a header value (the stub types values as str only). A Header folds
+        # non-ASCII text, and a word too long for one line, into encoded words of a legal length.
+        plain = words.subject.isascii() and max(map(len, words.subject.split())) <= _LONGEST_WORD
+        msg["Subject"] = (
+            words.subject if plain else cast(str, Header(words.subject, "utf-8", header_name="Subject"))
+        )
         msg["Date"] = formatdate(usegmt=True)
         domain = self.sender.rpartition("@")[2] or "localhost"
         msg["Message-ID"] = f"<{pub_id}@{domain}>"
@@ -159,11 +196,51 @@ def _ascii_address(address: str) -> str:
         raise PermanentError("customer email has an invalid domain", reason="bad_recipient") from exc
 
 
+def _campaign_of(data: Any, name: str | None) -> Campaign | None:
+    """The event's campaign; else the one its first voucher names (voucher.published may carry no other)."""
+    found = getattr(data, "campaign", None)
+    if found is not None:
+        return cast(Campaign, found)
+    for voucher in getattr(data, "vouchers", ()):
+        if voucher.campaign or voucher.campaign_id:
+            return Campaign(id=voucher.campaign_id, name=voucher.campaign)
+    return Campaign(name=name) if name else None
+
+
+def _part(body: str, subtype: str, *, top: bool = True) -> Message:
+    """A text/<subtype> part with MIMEText's headers, built by hand (MIMEText's header machinery and its
+    pure-Python quoted-printable cost more than rendering the templates; test_notify_policy.py checks it).
+
+    7bit as it is when the body is ASCII in lines SMTP takes (998 octets), else quoted-printable UTF-8
+    (readable, unlike base64, the utf-8 default) through binascii's C encoder.
+    """
+    part = Message(policy=POLICY)
+    if body.isascii() and max(map(len, body.splitlines()), default=0) <= 998:
+        part["Content-Type"] = f'text/{subtype}; charset="us-ascii"'
+        cte = "7bit"
+    else:
+        part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+        cte = "quoted-printable"
+        body = binascii.b2a_qp(body.encode("utf-8")).decode("ascii")
+    if top:
+        part["MIME-Version"] = "1.0"  # once, on the message
+    part["Content-Transfer-Encoding"] = cte
+    part.set_payload(body)
+    return part
+
+
+def _alternative(text: str, html: str) -> Message:
+    """multipart/alternative: the text first, the HTML last (the last part is the one clients prefer)."""
+    # Our own boundary, so the generator need not search the text with a fresh regex for its own.
+    # Quoted-printable never writes "=_", and a 7bit part is checked for it.
+    boundary = f"=_{os.urandom(12).hex()}"
+    taken = boundary in text or boundary in html  # then the generator picks one that is in neither
+    msg = MIMEMultipart("alternative", boundary=None if taken else boundary, policy=POLICY)
+    msg.attach(_part(text, "plain", top=False))
+    msg.attach(_part(html, "html", top=False))
+    return msg
+
+
 def _one_line(value: str | None) -> str:
     """Text from the payload goes into headers: no line breaks (header injection), no runs of spaces."""
     return " ".join((value or "").split())
-
-
-# Quoted-printable keeps a non-ASCII body readable (base64, the utf-8 default, does not).
-_UTF8_QP = Charset("utf-8")
-_UTF8_QP.body_encoding = QP
