@@ -175,7 +175,7 @@ def secrets_of(settings: Settings) -> tuple[str, ...]:
     """Every secret value in the settings: what the formatter must never let through."""
     values = [*settings.webhook_secrets, settings.admin_token]
     values += [d.secret for d in settings.forward_destinations]
-    for url in (settings.redis_url, settings.broker_url, settings.smtp_url):
+    for url in (settings.redis_url, settings.broker_url, settings.smtp_url, settings.mirror_database_url):
         password = urlsplit(url).password if url else None
         values.append(unquote(password) if password else None)
         values.append(password)

@@ -105,6 +105,8 @@ class Settings:
     trusted_proxies: int = 0
     # auto: readable lines on a terminal, JSON otherwise; json or text to choose.
     log_format: str = "auto"
+    # The mirror's database (SQLAlchemy URL); None: no mirror. `voucherify-ingest run` defaults it to SQLite.
+    mirror_database_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -158,6 +160,7 @@ class Settings:
             console_idle_s=_int(env, "CONSOLE_IDLE_SECONDS", 30 * 60, minimum=60),
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, minimum=0),
             log_format=_choice(env, "LOG_FORMAT", "AUTO", ("AUTO", "JSON", "TEXT")).lower(),
+            mirror_database_url=_database_url(env, "MIRROR_DATABASE_URL"),
         )
         return _checked(settings, env)
 
@@ -310,6 +313,22 @@ def _modules(env: Mapping[str, str], name: str) -> tuple[str, ...]:
         if not all(part.isidentifier() for part in module.split(".")):
             raise ConfigError(f"{name}: {module!r} is not an importable module name (like myshop.handlers)")
     return out
+
+
+def _database_url(env: Mapping[str, str], name: str) -> str | None:
+    """A SQLite or PostgreSQL SQLAlchemy URL; `postgresql://` means psycopg 3, the driver we ship."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    scheme = urlsplit(raw).scheme
+    if scheme == "sqlite":
+        return raw
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return "postgresql+psycopg" + raw[len(scheme) :]
+    raise ConfigError(
+        f"{name}: expected sqlite:///path/to/file.sqlite3 or postgresql://user:pass@host/db, "
+        f"got scheme {scheme!r}"
+    )
 
 
 def _destinations(env: Mapping[str, str]) -> tuple[ForwardDestination, ...]:

@@ -233,6 +233,15 @@ class WorkerCollector:
                 counters.handoffs,
             )
 
+            stale = CounterMetricFamily(
+                f"{PREFIX}_mirror_stale",
+                "Mirror snapshots older than their row (not applied; the action ends skipped), by table.",
+                labels=["table"],
+            )
+            for table, n in sorted(counters.mirror_stale.items()):
+                stale.add_metric([table], n)
+            yield stale
+
             buckets, total = [], 0
             for bound in (*(f"{b:g}" for b in LATENCY_BUCKETS), "+Inf"):
                 total += counters.latency_buckets.get(bound, 0)

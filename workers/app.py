@@ -32,6 +32,7 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     fastpath.configure(settings.schema_fast_path)
     _check_handlers(settings)
     _check_templates(settings)
+    _check_mirror(settings)
     app = WorkerApp("workers", set_as_current=True)
     app.settings = settings
     # celery_config() declares the queues: a plain `celery -A workers worker` consumes both queues, live
@@ -90,3 +91,29 @@ def _check_templates(settings: Settings) -> None:
         "email templates loaded",
         extra={"templates": str(templates.root), "campaigns": sorted(templates.campaigns)},
     )
+
+
+def _check_mirror(settings: Settings) -> None:
+    """Refuse to start (exit code 2) on a mirror database behind the code: every write would fail."""
+    if not settings.mirror_database_url:
+        return
+    from sqlalchemy.exc import DBAPIError
+
+    from core import db
+
+    engine = db.make_engine(settings.mirror_database_url)
+    try:
+        db.check(engine)
+    except db.SchemaError as exc:
+        message = f"{exc}; run `{exc.command}` (MIRROR_DATABASE_URL)"
+        log.critical("worker refused to start: %s", message, extra={"reason": "mirror_schema"})
+        print(f"configuration error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from exc
+    except DBAPIError as exc:
+        # Unreachable now is not wrong: the mirror action retries until the database answers.
+        log.warning(
+            "mirror database not reachable at start",
+            extra={"reason": "database", "error": type(exc.orig).__name__},
+        )
+    finally:
+        engine.dispose()

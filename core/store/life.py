@@ -138,6 +138,10 @@ class EventLife(StoreBase):
         pipe.hincrby(f"{self.p}:metrics", f"action|{state.status}|{name}", 1)
         pipe.execute()
 
+    def count_mirror_stale(self, table: str) -> None:
+        """Count one stale mirror snapshot of `table` in {p}:metrics (the mirror_stale_total series)."""
+        self.r.hincrby(f"{self.p}:metrics", f"mirror_stale|{table}", 1)
+
     def claim_due(self, now: float | None = None, *, limit: int = 500) -> list[str]:
         """Outbox entries due now, each pushed a lease forward so nobody else claims it meanwhile."""
         now = time.time() if now is None else now

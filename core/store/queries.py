@@ -22,6 +22,7 @@ class WorkerCounters:
     latency_sum: float = 0.0
     late: int = 0  # deliveries whose event was older than the dedup window when validated
     handoffs: int = 0  # messages the reconciler sent
+    mirror_stale: dict[str, int] = field(default_factory=dict)  # mirror table -> stale snapshots
 
 
 class Queries(StoreBase):
@@ -172,6 +173,8 @@ class Queries(StoreBase):
                 out.latency_sum = float(value)
             elif kind == "late":
                 out.late = int(value)
+            elif kind == "mirror_stale":
+                out.mirror_stale[rest] = int(value)
             elif kind == "reconciler" and rest == "handed_over":
                 out.handoffs = int(value)
         return out

@@ -1,0 +1,92 @@
+"""mirror: keep the mirror's tables current from every event that carries a voucher, campaign, customer or
+publication (core/mirror). Written on the public handler API (workers/handlers.py), like notify_customer.
+
+Ordering is the database's job (one compare-and-set statement per row, core/mirror/apply.py), so this action
+needs no `once`: applying an event twice, or two events at once in two workers, gives the same rows. A
+snapshot older than its row is not an error: the action ends `skipped` with "stale: row is at <version>",
+and each stale snapshot is counted by table (voucherify_ingest_mirror_stale_total).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from core.mirror import Mirror, Outcome
+from core.mirror.snapshots import PATTERNS
+from core.store import EventStore
+from workers.errors import TransientError
+from workers.handlers import Event, Handler, HandlerAction, HandlerSpec, Skip
+
+log = logging.getLogger("workers.actions.mirror")
+
+NAME = "mirror"
+
+# Which table an event type is mainly about, for the detail of a stale event.
+_FAMILY = {
+    "voucher": "vouchers",
+    "campaign": "campaigns",
+    "customer": "customers",
+    "publication": "publications",
+}
+
+
+def spec(func: Handler | None = None) -> HandlerSpec:
+    """The mirror's routing entry: what `voucherify-ingest routes` lists and the dispatch table uses."""
+    return HandlerSpec(
+        name=NAME,
+        func=func or _unbound,
+        # Every family whose data carries one of the mirrored objects (core/mirror/snapshots.py says which).
+        patterns=PATTERNS,
+        where=f"{__file__}:MirrorAction",
+    )
+
+
+def _unbound(event: Event) -> None:
+    raise RuntimeError("the mirror action runs only in a worker with MIRROR_DATABASE_URL")
+
+
+class MirrorAction(HandlerAction):
+    """The mirror action: a built-in handler on the public API."""
+
+    def __init__(self, mirror: Mirror, store: EventStore) -> None:
+        # No `once` keys: hold and memory are unused.
+        super().__init__(spec(self.handle), hold_s=0, remember_s=1)
+        self.mirror = mirror
+        self.store = store
+
+    def handle(self, event: Event) -> str | Skip:
+        """Apply the event's objects to the mirror; stale ones end the action skipped."""
+        try:
+            _, outcomes = self.mirror.apply_event(event.payload, event.id)
+        except IntegrityError as exc:
+            # A live voucher still holds this code: the older voucher's deletion has not arrived yet.
+            raise TransientError(f"mirror: {exc.orig}", reason="code_taken") from exc
+        except DBAPIError as exc:
+            raise TransientError(f"mirror database: {type(exc.orig).__name__}", reason="database") from exc
+        recorded = [o for o in outcomes if o.recorded]
+        stale = [o for o in recorded if not o.applied]
+        for o in stale:
+            self.store.count_mirror_stale(o.table)
+        applied = [o for o in recorded if o.applied]
+        if applied:
+            detail = "applied: " + ", ".join(f"{o.table} {o.key}" for o in applied)
+            if stale:
+                detail += "; stale: " + ", ".join(f"{o.table} {o.key}" for o in stale)
+            return detail
+        if stale:
+            main = _main(event.type, stale)
+            if len(stale) == 1:
+                return Skip(f"stale: row is at {main.row_version}")
+            return Skip(
+                f"stale: row is at {main.row_version} ({main.table} {main.key}; {len(stale)} rows stale)"
+            )
+        if outcomes:
+            return Skip("nothing new: the rows exist and these shapes carry no version")
+        return Skip("no voucher, campaign, customer or publication in this event")
+
+
+def _main(event_type: str, stale: list[Outcome]) -> Outcome:
+    table = _FAMILY.get(event_type.split(".", 1)[0])
+    return next((o for o in stale if o.table == table), stale[0])
