@@ -6,6 +6,8 @@ voucherify-ingest replay               re-run one event, or many by filter (with
 voucherify-ingest send-test TYPE       POST a correctly signed example webhook to a URL
 voucherify-ingest stats                counts by status, backlog (outbox, queues), oldest unfinished
 voucherify-ingest routes               the actions each event type runs (built-in, handlers, forwards)
+voucherify-ingest db upgrade           migrate the mirror's SQL database (MIRROR_DATABASE_URL)
+voucherify-ingest mirror voucher CODE  a mirrored voucher (campaign ID, customer ID) with its history; rebuild
 
 Every command has --help. docs/cli.md has examples; docs/metrics.md the series of GET /metrics.
 The commands read their configuration from the same settings as the service (core/settings.py).
@@ -42,12 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from cli import events, replay, routes, run, send_test, stats
+    from cli import db, events, mirror, replay, routes, run, send_test, stats
 
     p = argparse.ArgumentParser(
         prog="voucherify-ingest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
-    for command in (run, events, replay, routes, send_test, stats):
+    for command in (run, events, replay, routes, send_test, stats, db, mirror):
         command.register(sub)
     return p

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from cli import embedded
@@ -18,6 +19,16 @@ def settings() -> Settings:
         if path.exists():
             s = s.with_store(path.read_text().strip())
     return s
+
+
+def mirror_url(s: Settings) -> str:
+    """The mirror's database: MIRROR_DATABASE_URL, else the SQLite file a local `run` uses."""
+    return s.mirror_database_url or default_mirror_url(s.data_dir)
+
+
+def default_mirror_url(data_dir: Path) -> str:
+    """sqlite:///$DATA_DIR/mirror.sqlite3 (absolute)."""
+    return f"sqlite:///{(data_dir.resolve() / 'mirror.sqlite3')}"
 
 
 def store() -> EventStore:

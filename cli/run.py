@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cli import commands, embedded
+from cli import commands, common, embedded
 from cli.common import redact
+from core import db
 from core.settings import Settings
 
 
@@ -62,6 +63,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             "(set ADMIN_TOKEN to choose your own)"
         )
     Settings.from_env(env).require_secrets()
+    # The quick start has the mirror: SQLite under DATA_DIR unless MIRROR_DATABASE_URL names a database,
+    # migrated here so the worker (which refuses an old schema) starts.
+    mirror_url = settings.mirror_database_url or common.default_mirror_url(data_dir)
+    env["MIRROR_DATABASE_URL"] = mirror_url
+    engine = db.make_engine(mirror_url)
+    try:
+        before, after = db.upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"mirror     {redact(mirror_url)} (schema {after}{'' if before == after else ', migrated'})")
 
     procs: list[subprocess.Popen[bytes]] = []
     try:

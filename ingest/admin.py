@@ -190,6 +190,38 @@ def parse_time(value: object, name: str) -> float | None:
     return _time(value, name)
 
 
+@bp.get("/mirror/vouchers/<code>")
+def mirror_voucher(code: str) -> Response:
+    return _mirror_row("voucher", code)
+
+
+@bp.get("/mirror/campaigns/<key>")
+def mirror_campaign(key: str) -> Response:
+    return _mirror_row("campaign", key)
+
+
+@bp.get("/mirror/customers/<key>")
+def mirror_customer(key: str) -> Response:
+    return _mirror_row("customer", key)
+
+
+def _mirror_row(what: str, key: str) -> Response:
+    """A mirrored row with its history (the same JSON as `voucherify-ingest mirror <what> <key>`)."""
+    from sqlalchemy.exc import DBAPIError
+
+    mirror = services().mirror
+    if mirror is None:
+        abort(404, description="the mirror is off: set MIRROR_DATABASE_URL")
+    try:
+        row = {"voucher": mirror.voucher, "campaign": mirror.campaign, "customer": mirror.customer}[what](key)
+    except DBAPIError as exc:
+        # Not the caller's fault, and not a crash: say what is missing (an unmigrated database shows here).
+        abort(503, description=f"the mirror database did not answer: {type(exc.orig).__name__}")
+    if row is None:
+        abort(404, description=f"no {what} {key} in the mirror")
+    return jsonify(row)
+
+
 def _time(value: object, name: str) -> float | None:
     """Epoch seconds (years 1 to 9999) or an RFC 3339 / ISO-8601 time with a zone; 400 naming the field."""
     if value is None or value == "":

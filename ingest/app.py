@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.logs import configure_logging, secrets_of, warn_if_unsigned
+from core.mirror import Mirror
 from core.queue import TaskQueue
 from core.settings import Settings
 from core.store import EventStore
@@ -38,6 +39,7 @@ def create_app(
         settings=settings,
         store=store or EventStore.from_settings(settings, timeout=2.0),
         queue=queue or TaskQueue(settings),
+        mirror=_mirror(settings),
     )
     init_app(app, svc)
     app.register_blueprint(views.bp)
@@ -63,3 +65,8 @@ def create_app(
         return body, exc.code or 500, headers
 
     return app
+
+
+def _mirror(settings: Settings) -> Mirror | None:
+    # The engine connects on first use: the intake starts (and takes webhooks) with the database down.
+    return Mirror.from_url(settings.mirror_database_url) if settings.mirror_database_url else None

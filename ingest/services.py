@@ -7,12 +7,16 @@ never the factory, so the factory can import the views without a cycle.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
 from core.queue import TaskQueue
 from core.settings import Settings
 from core.store import EventStore
+
+if TYPE_CHECKING:
+    from core.mirror import Mirror
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Services:
     settings: Settings
     store: EventStore
     queue: TaskQueue
+    mirror: Mirror | None = None  # the admin API's read side of the mirror (MIRROR_DATABASE_URL)
 
 
 def init_app(app: Flask, services: Services) -> None:
