@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -111,3 +113,62 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     finally:
         for proc in started:
             proc.stop()
+# The PostgreSQL the mirror tests use (this machine's and CI's: trust auth on 127.0.0.1:5432, user postgres);
+# MIRROR_TEST_POSTGRES_URL names another server's maintenance database.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MIRROR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """A database of this test session's own on the real PostgreSQL (dropped at the end); None if none answers."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    name = f"vi_test_{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError:
+        admin.dispose()
+        yield None
+        return
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def fresh_mirror_url(kind: str, postgres: str | None, tmp_path: Path) -> str:
+    """An empty, migrated mirror database of `kind` ("sqlite" or "postgresql"); skips when none answers."""
+    from sqlalchemy import text
+
+    from core import db
+    from core.mirror.tables import TABLES, history
+
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'mirror.sqlite3'}"
+    elif postgres is None:
+        pytest.skip(f"no PostgreSQL answers at {POSTGRES_ADMIN_URL} (set MIRROR_TEST_POSTGRES_URL)")
+    else:
+        url = postgres
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine)
+        with engine.begin() as conn:
+            for t in (*TABLES.values(), history):
+                conn.execute(text(f"DELETE FROM {t.name}"))
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def mirror_url(request: pytest.FixtureRequest, postgres_url: str | None, tmp_path: Path) -> str:
+    """An empty, migrated mirror database: once on SQLite, once on the real PostgreSQL."""
+    return fresh_mirror_url(request.param, postgres_url, tmp_path)
