@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, func, literal, null, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, null, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.mirror.snapshots import EventMeta, Snapshot
@@ -134,8 +134,16 @@ def apply_one(conn: Connection, meta: EventMeta, snap: Snapshot) -> Outcome:
         ex.revived_version > c.revived_version,
     ]
     if snap.generation is not None:
-        # The last generation's count, by its completed_at: a register of its own.
-        gen_newer = or_(c.vouchers_generated_at.is_(None), ex.vouchers_generated_at > c.vouchers_generated_at)
+        # The last generation's count, by its completed_at (a tie, by the larger count): a register of its
+        # own, so it ends the same in any order.
+        gen_newer = or_(
+            c.vouchers_generated_at.is_(None),
+            ex.vouchers_generated_at > c.vouchers_generated_at,
+            and_(
+                ex.vouchers_generated_at == c.vouchers_generated_at,
+                func.coalesce(ex.vouchers_generated, -1) > func.coalesce(c.vouchers_generated, -1),
+            ),
+        )
         set_["vouchers_generated"] = case((gen_newer, ex.vouchers_generated), else_=c.vouchers_generated)
         set_["vouchers_generated_at"] = case(
             (gen_newer, ex.vouchers_generated_at), else_=c.vouchers_generated_at

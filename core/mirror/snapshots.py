@@ -179,7 +179,8 @@ def _snapshot(
 ) -> Snapshot:
     created = parse_time(obj.get("created_at"))
     updated = parse_time(obj.get("updated_at"))
-    columns = {col: obj[key] for col, key in COLUMNS[table].items() if key in obj}
+    # A full object replaces the row, so a key it lacks blanks its column; a partial sets what it carries.
+    columns = {col: obj.get(key) for col, key in COLUMNS[table].items() if full or key in obj}
     deleted_at = None
     if DELETED.get(meta.event_type) == table and full:
         deleted_at = parse_time(obj.get("deleted_at")) or parse_time(data.get("deleted_at")) or meta.event_at
