@@ -127,7 +127,9 @@ def postgres_url() -> Iterator[str | None]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
 
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    admin = create_engine(
+        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
     name = f"vi_test_{os.getpid()}_{secrets.token_hex(4)}"
     try:
         with admin.connect() as conn:

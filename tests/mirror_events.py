@@ -101,7 +101,10 @@ def campaign_event(
     event_id = event_id or f"evcam_{n:06d}"
     if kind == "generated":
         doc = _envelope(
-            "campaign.vouchers.generation.completed", "campaign.vouchers.generation.completed", event_id, event_at
+            "campaign.vouchers.generation.completed",
+            "campaign.vouchers.generation.completed",
+            event_id,
+            event_at,
         )
         doc["data"]["count"] = n
         doc["data"]["completed_at"] = iso(updated_at, micros=micros)

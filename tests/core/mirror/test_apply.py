@@ -69,7 +69,9 @@ class TestVouchers:
         at = T0 + timedelta(seconds=3)
         a = voucher_event("updated", n=1, updated_at=at, event_at=at, event_id="evvou_b", active=True)
         b = voucher_event("updated", n=2, updated_at=at, event_at=at, event_id="evvou_a", active=False)
-        c = voucher_event("updated", n=3, updated_at=at, event_at=at - timedelta(milliseconds=1), event_id="evvou_z")
+        c = voucher_event(
+            "updated", n=3, updated_at=at, event_at=at - timedelta(milliseconds=1), event_id="evvou_z"
+        )
         for doc in (b, c, a):
             apply(mirror, doc)
         assert mirror.voucher("MIRROR-1")["snapshot"]["metadata"] == {"n": 1}

@@ -31,7 +31,9 @@ CAMPAIGN_LAST = ["updated", "disabled", "enabled", "deleted"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"], scope="module")
-def mirror(request: pytest.FixtureRequest, postgres_url: str | None, tmp_path_factory: Any) -> Iterator[Mirror]:
+def mirror(
+    request: pytest.FixtureRequest, postgres_url: str | None, tmp_path_factory: Any
+) -> Iterator[Mirror]:
     url = fresh_mirror_url(request.param, postgres_url, tmp_path_factory.mktemp("prop"))
     m = Mirror(db.make_engine(url))
     yield m
@@ -87,11 +89,15 @@ def play(m: Mirror, docs: list[dict[str, Any]], order: list[int]) -> None:
         m.apply_event(docs[i], f"evt_{i}")
 
 
-def voucher_docs(kinds: list[str], versions: list[tuple[datetime, datetime, str, bool]]) -> list[dict[str, Any]]:
+def voucher_docs(
+    kinds: list[str], versions: list[tuple[datetime, datetime, str, bool]]
+) -> list[dict[str, Any]]:
     docs = []
     for n, (kind, (obj, at, eid, micros)) in enumerate(zip(kinds, versions, strict=True)):
         docs.append(
-            voucher_event(kind, n=n, updated_at=obj, event_at=at, event_id=eid, active=n % 3 != 0, micros=micros)
+            voucher_event(
+                kind, n=n, updated_at=obj, event_at=at, event_id=eid, active=n % 3 != 0, micros=micros
+            )
         )
     return docs
 
@@ -144,7 +150,9 @@ def test_campaign_any_order(mirror: Mirror, data: st.DataObject) -> None:
     kinds = ["created", *middle, data.draw(st.sampled_from(CAMPAIGN_LAST))]
     versions = data.draw(steps(len(kinds)))
     docs = [
-        campaign_event(kind, n=n, updated_at=obj, event_at=at, event_id=eid.replace("vou", "cam"), micros=micros)
+        campaign_event(
+            kind, n=n, updated_at=obj, event_at=at, event_id=eid.replace("vou", "cam"), micros=micros
+        )
         for n, (kind, (obj, at, eid, micros)) in enumerate(zip(kinds, versions, strict=True))
     ]
     clear(mirror)

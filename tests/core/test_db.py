@@ -1,0 +1,64 @@
+"""Migrations: upgrade from empty on both databases; a worker refuses a database behind the code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from core import db
+from tests.conftest import fresh_mirror_url
+from tests.support import ROOT, worker_env
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_upgrade_from_empty(kind: str, postgres_url: str | None, tmp_path: Path) -> None:
+    """An empty database migrates to head with every documented table; a second upgrade changes nothing."""
+    url = (
+        fresh_mirror_url(kind, postgres_url, tmp_path)
+        if kind == "postgresql"
+        else f"sqlite:///{tmp_path}/m.db"
+    )
+    engine = db.make_engine(url)
+    try:
+        if kind == "sqlite":
+            with pytest.raises(db.SchemaError, match="none"):
+                db.check(engine)
+            assert db.upgrade(engine) == (None, db.head())
+        assert db.upgrade(engine) == (db.head(), db.head())
+        db.check(engine)
+        names = set(inspect(engine).get_table_names())
+        assert {"vouchers", "campaigns", "customers", "publications", "mirror_history"} <= names
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_is_wal(tmp_path: Path) -> None:
+    """SQLite runs in WAL mode with a busy timeout, so several worker processes can write one file."""
+    engine = db.make_engine(f"sqlite:///{tmp_path}/m.db")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == db.SQLITE_BUSY_TIMEOUT_MS
+    engine.dispose()
+
+
+@pytest.mark.integration
+def test_worker_refuses_an_old_schema(redis_url: str, tmp_path: Path) -> None:
+    """A worker on an unmigrated mirror database exits 2 and names the command that fixes it."""
+    env = worker_env(
+        redis_url, MIRROR_DATABASE_URL=f"sqlite:///{tmp_path}/old.sqlite3", DATA_DIR=str(tmp_path)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "voucherify-ingest db upgrade" in proc.stderr
+    assert "MIRROR_DATABASE_URL" in proc.stderr
