@@ -122,7 +122,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str | None]:
-    """A database of this test session's own on the real PostgreSQL (dropped at the end); None if none answers."""
+    """A database of this session's own on the real PostgreSQL (dropped at the end); None if none answers."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
@@ -148,7 +148,6 @@ def postgres_url() -> Iterator[str | None]:
 
 def fresh_mirror_url(kind: str, postgres: str | None, tmp_path: Path) -> str:
     """An empty, migrated mirror database of `kind` ("sqlite" or "postgresql"); skips when none answers."""
-    from sqlalchemy import text
 
     from core import db
     from core.mirror.tables import TABLES, history
@@ -164,7 +163,7 @@ def fresh_mirror_url(kind: str, postgres: str | None, tmp_path: Path) -> str:
         db.upgrade(engine)
         with engine.begin() as conn:
             for t in (*TABLES.values(), history):
-                conn.execute(text(f"DELETE FROM {t.name}"))
+                conn.execute(t.delete())
     finally:
         engine.dispose()
     return url

@@ -1,4 +1,4 @@
-"""Events about one voucher or campaign, built from the packaged examples with the times and ids a test needs."""
+"""Events about one voucher or campaign, from the packaged examples, with the times and ids a test needs."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def voucher_event(
     active: bool = True,
     micros: bool = True,
 ) -> dict[str, Any]:
-    """`kind`: created, updated, enabled, disabled, deleted (full Voucher), published, redeemed (SimpleVoucher).
+    """`kind`: created, updated, enabled, disabled, deleted (full Voucher); published, redeemed (partial).
 
     `n` marks the snapshot (metadata, redeemed quantity), so tests can tell which one a row holds.
     """
@@ -95,7 +95,7 @@ def campaign_event(
     event_id: str | None = None,
     micros: bool = True,
 ) -> dict[str, Any]:
-    """`kind`: created, updated, enabled, disabled, deleted (full Campaign), generated (generation completed)."""
+    """`kind`: created, updated, enabled, disabled, deleted (full Campaign); generated (generation done)."""
     updated_at = updated_at or T0 + timedelta(seconds=n)
     event_at = event_at or updated_at + timedelta(seconds=1)
     event_id = event_id or f"evcam_{n:06d}"

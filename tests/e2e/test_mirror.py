@@ -25,7 +25,7 @@ from ingest import create_app
 from tests.conftest import fresh_mirror_url
 from tests.faults.helpers import FAULT_ENV, Intake, fault_settings, wait_settled
 from tests.mirror_events import T0, campaign_event, voucher_event
-from tests.support import SECRET, Proc, SmtpSink, parse_metrics, sample, start_worker, worker_env
+from tests.support import Proc, SmtpSink, parse_metrics, sample, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 ADMIN = "admin-token-" + "x" * 20
@@ -118,7 +118,8 @@ class TestSeedEvents:
         assert sample(metrics, "voucherify_ingest_mirror_stale_total", table="vouchers") == 1
         auth = {"Authorization": f"Bearer {ADMIN}"}
         got = client.get("/admin/mirror/vouchers/MIRROR-1", headers=auth)
-        assert got.status_code == 200 and got.json["snapshot"]["metadata"] == {"n": 5}
+        assert got.status_code == 200
+        assert got.json["snapshot"]["metadata"] == {"n": 5}
         assert client.get("/admin/mirror/vouchers/MIRROR-1").status_code == 401
         assert client.get("/admin/mirror/vouchers/NOPE", headers=auth).status_code == 404
         assert (
@@ -132,14 +133,16 @@ class TestSeedEvents:
 
         env = {"REDIS_URL": redis_url, "MIRROR_DATABASE_URL": url, "DATA_DIR": str(tmp_path)}
         code, out, _ = run_cli(monkeypatch, env, "mirror", "voucher", "MIRROR-1")
-        assert code == 0 and json.loads(out)["version"] == row["version"]
+        assert code == 0
+        assert json.loads(out)["version"] == row["version"]
         rebuilt_url = f"sqlite:///{tmp_path}/rebuilt.sqlite3"
         code, out, err = run_cli(monkeypatch, env, "mirror", "rebuild", "--to", rebuilt_url)
         assert code == 0, err
         assert "rebuilding" in err
         assert dump(Mirror.from_url(rebuilt_url)) == dump(mirror)
         code, _, err = run_cli(monkeypatch, env, "mirror", "rebuild", "--to", rebuilt_url)
-        assert code == 2 and "not empty" in err
+        assert code == 2
+        assert "not empty" in err
 
 
 def dump(m: Mirror) -> dict[str, list[dict[str, Any]]]:
@@ -181,5 +184,6 @@ class TestTwoWorkersOnPostgres:
             assert row["snapshot"]["metadata"] == {"n": 195 + k}
         for proc in procs:
             log = proc.output()
-            assert "Traceback" not in log and '"level": "ERROR"' not in log
+            assert "Traceback" not in log
+            assert '"level": "ERROR"' not in log
         mirror.engine.dispose()

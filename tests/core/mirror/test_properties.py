@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from core import db
 from core.mirror import Mirror
@@ -43,7 +42,7 @@ def mirror(
 def clear(m: Mirror) -> None:
     with m.engine.begin() as conn:
         for t in (*TABLES.values(), history):
-            conn.execute(text(f"DELETE FROM {t.name}"))
+            conn.execute(t.delete())
 
 
 @st.composite
@@ -110,7 +109,7 @@ SETTINGS = settings(
 @SETTINGS
 @given(data=st.data())
 def test_voucher_any_order(mirror: Mirror, data: st.DataObject) -> None:
-    """A voucher's history (created, updates, disabled, enabled, published, redeemed, deleted) in any order."""
+    """A voucher's history (created, updates, disabled, enabled, published, redeemed, deleted), any order."""
     middle = data.draw(st.lists(st.sampled_from(VOUCHER_MIDDLE), max_size=6))
     kinds = ["created", *middle, data.draw(st.sampled_from(VOUCHER_LAST))]
     docs = voucher_docs(kinds, data.draw(steps(len(kinds))))
@@ -145,7 +144,7 @@ def test_voucher_ending_partial(mirror: Mirror, data: st.DataObject) -> None:
 @SETTINGS
 @given(data=st.data())
 def test_campaign_any_order(mirror: Mirror, data: st.DataObject) -> None:
-    """A campaign's history (created, updates, enabled/disabled, generation completed, deleted) in any order."""
+    """A campaign's history (created, updates, enabled/disabled, generation completed, deleted), any order."""
     middle = data.draw(st.lists(st.sampled_from(CAMPAIGN_MIDDLE), max_size=6))
     kinds = ["created", *middle, data.draw(st.sampled_from(CAMPAIGN_LAST))]
     versions = data.draw(steps(len(kinds)))
