@@ -302,6 +302,65 @@ class Bench:
             raise RuntimeError(f"the SMTP server got {sent} messages for {expected} emailed events")
         return out
 
+    def mirror(self, postgres_admin_url: str | None) -> dict[str, list[float]]:
+        """voucher.updated events/s through 2 worker processes: without the mirror, with it on SQLite, with
+        it on PostgreSQL (a database of its own per run, dropped after). Vouchers: 1000 distinct ids."""
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        from core import db
+
+        n = self.size.pipeline_events
+        store = EventStore(self.redis, self.settings)
+        updated = _maker("voucher.updated", vary_voucher=True)
+
+        def processed() -> int:
+            # Without the mirror no action takes voucher.updated: those events end `ignored`.
+            pipe = self.redis.pipeline()
+            pipe.zcard(f"{store.p}:st:processed")
+            pipe.zcard(f"{store.p}:st:ignored")
+            return sum(pipe.execute())
+
+        def workers(env: dict[str, str] | None) -> Callable[[], list[Any]]:
+            return lambda: [self.worker("workers", 1, env) for _ in range(2)]
+
+        out: dict[str, list[float]] = {}
+        admin = (
+            create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT") if postgres_admin_url else None
+        )
+        for run in range(self.size.runs):
+            urls: dict[str, str | None] = {
+                "updated_2": None,
+                "updated_2_mirror_sqlite": f"sqlite:///{self.workdir}/mirror-{run}.sqlite3",
+            }
+            name = f"vw_bench_{os.getpid()}_{run}"
+            if admin is not None and postgres_admin_url:
+                with admin.connect() as conn:
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                urls["updated_2_mirror_postgres"] = (
+                    make_url(db.normalise_url(postgres_admin_url))
+                    .set(database=name)
+                    .render_as_string(hide_password=False)
+                )
+            try:
+                for scenario, url in urls.items():
+                    if url:
+                        engine = db.make_engine(url)
+                        db.upgrade(engine)
+                        engine.dispose()
+                    self.redis.flushdb()
+                    self.prefill(n, updated)
+                    env = {"MIRROR_DATABASE_URL": url} if url else None
+                    out.setdefault(scenario, []).append(self.drain(n, processed, workers(env)))
+                    if url:
+                        _check_mirrored(url, min(n, 1000))
+            finally:
+                if admin is not None:
+                    with admin.connect() as conn:
+                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.redis.flushdb()
+        return out
+
     def latency(self, pipeline_rate: float) -> dict[str, Any]:
         """End-to-end latency (stored 202 -> processed) at half the pipeline's saturation."""
         store = EventStore(self.redis, self.settings)
@@ -352,8 +411,11 @@ class Bench:
         return rss
 
 
-def _maker(event_type: str, *, email: bool = False) -> Callable[[int], bytes]:
+def _maker(event_type: str, *, email: bool = False, vary_voucher: bool = False) -> Callable[[int], bytes]:
     doc = examples.example_envelope(event_type)
+    if vary_voucher:
+        doc["data"]["voucher"]["id"] = "v_@@VID@@"
+        doc["data"]["voucher"]["code"] = "BENCH-@@VID@@"
     if email:
         doc["data"]["customer"]["email"] = "customer@example.com"
         doc["data"]["publication"]["id"] = "@@PUB@@"
@@ -362,9 +424,47 @@ def _maker(event_type: str, *, email: bool = False) -> Callable[[int], bytes]:
     run = os.urandom(4).hex()
 
     def make(i: int) -> bytes:
-        return text.replace("@@ID@@", f"ev_{run}_{i}").replace("@@PUB@@", f"pub_{run}_{i}").encode()
+        body = text.replace("@@ID@@", f"ev_{run}_{i}").replace("@@PUB@@", f"pub_{run}_{i}")
+        return body.replace("@@VID@@", f"{i % 1000:04d}").encode()
 
     return make
+
+
+def _check_mirrored(url: str, vouchers: int) -> None:
+    """The mirror must hold what the workers were given: a fast wrong answer is no result."""
+    from sqlalchemy import func, select
+
+    from core import db
+    from core.mirror.tables import vouchers as table
+
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        got = conn.execute(select(func.count()).select_from(table)).scalar_one()
+    engine.dispose()
+    if got != vouchers:
+        raise RuntimeError(f"the mirror at {url} has {got} vouchers, expected {vouchers}")
+
+
+def mirror_report(rows: dict[str, list[float]]) -> str:
+    """The mirror's rows of docs/benchmarks.md: events/s with the mirror against the same pipeline without."""
+    base = _med(rows["updated_2"])
+    lines = [
+        "| voucher.updated, 2 worker processes | events/s (median) | vs without | target |",
+        "|---|---|---|---|",
+    ]
+    for name, label in (
+        ("updated_2", "without the mirror"),
+        ("updated_2_mirror_sqlite", "mirror on SQLite (WAL, same machine)"),
+        ("updated_2_mirror_postgres", "mirror on PostgreSQL (localhost)"),
+    ):
+        if name not in rows:
+            lines.append(f"| {label} | not measured (no PostgreSQL answered) | | |")
+            continue
+        rate = _med(rows[name])
+        target = ">= 0.7x: " + ("met" if rate >= 0.7 * base else "**missed**") if "postgres" in name else ""
+        runs = ", ".join(f"{r:.0f}" for r in rows[name])
+        lines.append(f"| {label} | {rate:.0f} ({runs}) | {rate / base:.2f}x | {target} |")
+    return "\n".join(lines)
 
 
 def _smtp_count(url: str) -> int:
@@ -470,16 +570,34 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="markdown file to write (default: docs/benchmarks.md for a full run, nothing for --tiny)",
     )
+    p.add_argument(
+        "--mirror-only",
+        action="store_true",
+        help="only the mirror's rows (voucher.updated with the mirror on SQLite and PostgreSQL vs without)",
+    )
+    p.add_argument(
+        "--postgres",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL maintenance database for the mirror rows ('' skips them)",
+    )
     args = p.parse_args(argv)
     size = TINY if args.tiny else FULL
+    # Stopped from outside (Ctrl-C, timeout): still stop every process we started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.mirror_only:
+        with tempfile.TemporaryDirectory(prefix="vw-bench-") as tmp:
+            bench = Bench(size, Path(tmp))
+            try:
+                print(mirror_report(bench.mirror(args.postgres or None)))
+            finally:
+                bench.close()
+        return 0
     out = args.out or (None if args.tiny else ROOT / "docs" / "benchmarks.md")
 
     from tests.support import SmtpSink  # the tests' SMTP server (aiosmtpd), measured for comparison
 
     aiosmtpd = SmtpSink().start()
     started = time.time()
-    # Stopped from outside (Ctrl-C, timeout): still stop every process we started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="vw-bench-") as tmp:
         bench = Bench(size, Path(tmp))
         try:
@@ -488,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
             _say("pipeline vs Celery no-op ...")
             _, smtp_url = bench.smtp_sink()
             pipe = bench.pipeline(smtp_url, aiosmtpd.url)
+            _say("mirror ...")
+            mirror = bench.mirror(args.postgres or None)
             _say("end-to-end latency ...")
             lat = bench.latency(_med(pipe["updated_2"]))
             _say("worker memory ...")
@@ -500,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     text = (
         f"# Benchmarks\n\nRun `make bench` (`python -m benchmarks.run`). Machine: {versions['machine']}. "
         f"Versions: {versions['stack']}. Run took {time.time() - started:.0f} s on "
-        f"{time.strftime('%Y-%m-%d')}, median of {size.runs} run(s) each.\n\n{table}\n"
+        f"{time.strftime('%Y-%m-%d')}, median of {size.runs} run(s) each.\n\n{table}\n\n"
+        f"The mirror (`python -m benchmarks.run --mirror-only` runs only these):\n\n{mirror_report(mirror)}\n"
     )
     print(text)
     if out is not None:
