@@ -36,7 +36,7 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`: SQLite in WAL mode with a busy timeout, PostgreSQL with pre-ping."""
+    """An engine for `url`: SQLite in WAL mode with a busy timeout; PostgreSQL through psycopg 3."""
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         path = make_url(url).database
@@ -54,7 +54,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No pre-ping: it is a round trip per transaction (a fifth of the mirror's cost, measured in
+    # docs/benchmarks.md). A connection the server dropped fails its statement instead; SQLAlchemy
+    # discards it, and the action's retry gets a fresh one.
+    return create_engine(url, pool_recycle=1800, **kwargs)
 
 
 def _config(engine: Engine) -> Any:

@@ -93,7 +93,8 @@ def apply_one(conn: Connection, meta: EventMeta, snap: Snapshot) -> Outcome:
         done = conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]).returning(t.c.version)).first()
         if done is not None:
             return Outcome(snap.table, snap.key, True, version, version)
-        return Outcome(snap.table, snap.key, False, version, _row_version(conn, snap), recorded=False)
+        # Not a version to compare, so nothing to report: no query for the row's (a round trip per event).
+        return Outcome(snap.table, snap.key, False, version, "", recorded=False)
 
     ex = stmt.excluded
     c = t.c
