@@ -81,6 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"intake     http://{args.host}:{port}/webhooks/voucherify  (point Voucherify here)")
         print(f"console    http://{args.host}:{port}/console/  (log in with the admin token)")
         print("try it     voucherify-ingest send-test publication.succeeded --email you@example.com")
+        print("mirror     voucherify-ingest send-test voucher.updated; voucherify-ingest mirror voucher CODE")
         print("stop       Ctrl-C", flush=True)
         stop = _wait_for_signal(procs)
         return 0 if stop else 1

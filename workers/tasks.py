@@ -10,6 +10,7 @@ from celery import Task, shared_task
 from core import replay
 from core.queue import PROCESS_EVENT, RECONCILE, REPLAY_JOB, REPLAY_QUEUE, queue_lengths
 from workers import pipeline, reconciler
+from workers.actions import mirror as mirror_action
 from workers.runtime import runtime_for
 
 
@@ -45,6 +46,10 @@ def reconcile(self: Task) -> int:
     )
     # Retention: every run also drops a bounded slice of the index entries of expired events.
     rt.store.prune_expired()
+    mirror = rt.actions.get(mirror_action.NAME)
+    if isinstance(mirror, mirror_action.MirrorAction):
+        # mirror_history is kept as long as events are: the longest retention.
+        mirror.prune_history(max(rt.settings.retention_processed_s, rt.settings.retention_failed_s))
     return handed
 
 

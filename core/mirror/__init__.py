@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -17,6 +18,7 @@ from core import db
 from core.mirror import queries
 from core.mirror.apply import Outcome, apply_all
 from core.mirror.snapshots import EventMeta, meta_of, snapshots
+from core.mirror.tables import history
 
 __all__ = ["EventMeta", "Mirror", "Outcome"]
 
@@ -52,6 +54,11 @@ class Mirror:
         except ValueError:
             return None, []
         return self.apply_event(payload, ingest_event_id) if isinstance(payload, dict) else (None, [])
+
+    def prune_history(self, before: datetime) -> int:
+        """Delete mirror_history rows recorded before `before`; how many."""
+        with self.engine.begin() as conn:
+            return conn.execute(history.delete().where(history.c.recorded_at < before)).rowcount
 
     def voucher(self, code: str) -> dict[str, Any] | None:
         """The voucher with this code, with its history."""

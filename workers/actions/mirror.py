@@ -10,6 +10,8 @@ and each stale snapshot is counted by table (voucherify_ingest_mirror_stale_tota
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -55,6 +57,21 @@ class MirrorAction(HandlerAction):
         super().__init__(spec(self.handle), hold_s=0, remember_s=1)
         self.mirror = mirror
         self.store = store
+        self._pruned_at = 0.0
+
+    def prune_history(self, keep_s: int, *, every_s: float = 3600.0) -> int:
+        """Delete mirror_history rows older than `keep_s`, at most once per `every_s` in this process."""
+        now = time.time()
+        if now - self._pruned_at < every_s:
+            return 0
+        self._pruned_at = now
+        try:
+            return self.mirror.prune_history(datetime.fromtimestamp(now - keep_s, UTC))
+        except DBAPIError as exc:
+            log.warning(
+                "mirror history not pruned", extra={"reason": "database", "error": type(exc.orig).__name__}
+            )
+            return 0
 
     def handle(self, event: Event) -> str | Skip:
         """Apply the event's objects to the mirror; stale ones end the action skipped."""

@@ -154,3 +154,16 @@ class TestPublications:
         apply(mirror, examples.example_envelope("publication.succeeded"))
         row = mirror.customer("cust_IdgAFZxYwwHctOk9pPuMu308")
         assert row["name"] == full["data"]["customer"]["name"]
+
+
+class TestHistory:
+    def test_pruned_past_the_retention(self, mirror: Mirror) -> None:
+        """History rows older than the cut are deleted; the rows they describe stay."""
+        from datetime import UTC, datetime
+
+        apply(mirror, voucher_event("created", n=1))
+        assert mirror.prune_history(datetime(2000, 1, 1, tzinfo=UTC)) == 0
+        assert mirror.prune_history(datetime.now(UTC) + timedelta(seconds=1)) == 2  # voucher + light campaign
+        row = mirror.voucher("MIRROR-1")
+        assert row["history"] == []
+        assert row["active"] is True
