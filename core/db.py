@@ -35,8 +35,12 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`: SQLite in WAL mode with a busy timeout; PostgreSQL through psycopg 3."""
+def make_engine(url: str, *, async_commit: bool = False, **kwargs: Any) -> Engine:
+    """An engine for `url`: SQLite in WAL mode with a busy timeout; PostgreSQL through psycopg 3.
+
+    `async_commit` (PostgreSQL): commits return before the WAL is flushed. A server crash can then lose the
+    last fraction of a second of writes that were reported done; for the mirror, a rebuild restores them.
+    """
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         path = make_url(url).database
@@ -57,6 +61,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # No pre-ping: it is a round trip per transaction (a fifth of the mirror's cost, measured in
     # docs/benchmarks.md). A connection the server dropped fails its statement instead; SQLAlchemy
     # discards it, and the action's retry gets a fresh one.
+    if async_commit:
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "options": "-c synchronous_commit=off"}
     return create_engine(url, pool_recycle=1800, **kwargs)
 
 

@@ -107,6 +107,8 @@ class Settings:
     log_format: str = "auto"
     # The mirror's database (SQLAlchemy URL); None: no mirror. `voucherify-ingest run` defaults it to SQLite.
     mirror_database_url: str | None = None
+    # PostgreSQL only: commit the mirror's writes without waiting for the WAL flush (docs/mirror.md, "Cost").
+    mirror_async_commit: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -161,6 +163,7 @@ class Settings:
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, minimum=0),
             log_format=_choice(env, "LOG_FORMAT", "AUTO", ("AUTO", "JSON", "TEXT")).lower(),
             mirror_database_url=_database_url(env, "MIRROR_DATABASE_URL"),
+            mirror_async_commit=_bool(env, "MIRROR_ASYNC_COMMIT", False),
         )
         return _checked(settings, env)
 

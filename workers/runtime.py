@@ -45,7 +45,9 @@ def build_runtime(
         from core.mirror import Mirror
         from workers.actions.mirror import MirrorAction
 
-        actions[mirror_action.NAME] = MirrorAction(Mirror.from_url(settings.mirror_database_url), store)
+        actions[mirror_action.NAME] = MirrorAction(
+            Mirror.from_url(settings.mirror_database_url, async_commit=settings.mirror_async_commit), store
+        )
     user = load_handlers(settings, builtin=actions)
     for spec in user:
         if spec.name in actions:

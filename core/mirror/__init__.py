@@ -30,9 +30,9 @@ class Mirror:
         self.engine = engine
 
     @classmethod
-    def from_url(cls, url: str) -> Mirror:
+    def from_url(cls, url: str, *, async_commit: bool = False) -> Mirror:
         """A Mirror on the database at `url` (SQLite gets WAL and a busy timeout)."""
-        return cls(db.make_engine(url))
+        return cls(db.make_engine(url, async_commit=async_commit))
 
     def apply_event(
         self, payload: Mapping[str, Any], ingest_event_id: str

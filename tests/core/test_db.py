@@ -62,3 +62,36 @@ def test_worker_refuses_an_old_schema(redis_url: str, tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "voucherify-ingest db upgrade" in proc.stderr
     assert "MIRROR_DATABASE_URL" in proc.stderr
+
+
+def test_async_commit_is_per_session(postgres_url: str | None, tmp_path: Path) -> None:
+    """MIRROR_ASYNC_COMMIT=1 turns synchronous_commit off for the mirror's sessions only."""
+    url = fresh_mirror_url("postgresql", postgres_url, tmp_path)
+    for flag, expected in ((True, "off"), (False, "on")):
+        engine = db.make_engine(url, async_commit=flag)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == expected
+        engine.dispose()
+
+
+class TestSettings:
+    def test_urls(self) -> None:
+        """postgresql:// means psycopg 3; sqlite URLs are kept; unset means no mirror."""
+        from core.settings import Settings
+
+        env = {"MIRROR_DATABASE_URL": "postgresql://u:p@db/mirror", "MIRROR_ASYNC_COMMIT": "1"}
+        s = Settings.from_env(env)
+        assert s.mirror_database_url == "postgresql+psycopg://u:p@db/mirror"
+        assert s.mirror_async_commit is True
+        assert (
+            Settings.from_env({"MIRROR_DATABASE_URL": "sqlite:///x.db"}).mirror_database_url
+            == "sqlite:///x.db"
+        )
+        assert Settings.from_env({}).mirror_database_url is None
+
+    def test_bad_scheme_names_the_variable(self) -> None:
+        """A URL of another database fails at start, naming MIRROR_DATABASE_URL."""
+        from core.settings import ConfigError, Settings
+
+        with pytest.raises(ConfigError, match="MIRROR_DATABASE_URL"):
+            Settings.from_env({"MIRROR_DATABASE_URL": "mysql://db/x"})
