@@ -42,6 +42,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     # The children read their settings from the environment, as under the Procfile.
     env = dict(os.environ, DATA_DIR=str(data_dir), PORT=str(port))
+    # The quick start has the mirror: SQLite under DATA_DIR unless MIRROR_DATABASE_URL names a database,
+    # migrated here (before anything is started) so the worker, which refuses an old schema, starts.
+    mirror_url = settings.mirror_database_url or common.default_mirror_url(data_dir)
+    env["MIRROR_DATABASE_URL"] = mirror_url
+    engine = db.make_engine(mirror_url)
+    try:
+        before, after = db.upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"mirror     {redact(mirror_url)} (schema {after}{'' if before == after else ', migrated'})")
     server = None
     if not settings.store_configured:
         server = embedded.start(data_dir / "valkey")
@@ -63,16 +73,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             "(set ADMIN_TOKEN to choose your own)"
         )
     Settings.from_env(env).require_secrets()
-    # The quick start has the mirror: SQLite under DATA_DIR unless MIRROR_DATABASE_URL names a database,
-    # migrated here so the worker (which refuses an old schema) starts.
-    mirror_url = settings.mirror_database_url or common.default_mirror_url(data_dir)
-    env["MIRROR_DATABASE_URL"] = mirror_url
-    engine = db.make_engine(mirror_url)
-    try:
-        before, after = db.upgrade(engine)
-    finally:
-        engine.dispose()
-    print(f"mirror     {redact(mirror_url)} (schema {after}{'' if before == after else ', migrated'})")
 
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -81,7 +81,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"intake     http://{args.host}:{port}/webhooks/voucherify  (point Voucherify here)")
         print(f"console    http://{args.host}:{port}/console/  (log in with the admin token)")
         print("try it     voucherify-ingest send-test publication.succeeded --email you@example.com")
-        print("mirror     voucherify-ingest send-test voucher.updated; voucherify-ingest mirror voucher CODE")
+        print(
+            "and        voucherify-ingest send-test voucher.updated; "
+            "voucherify-ingest mirror voucher 10-percent-item-3"
+        )
         print("stop       Ctrl-C", flush=True)
         stop = _wait_for_signal(procs)
         return 0 if stop else 1

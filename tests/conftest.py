@@ -113,6 +113,8 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     finally:
         for proc in started:
             proc.stop()
+
+
 # The PostgreSQL the mirror tests use (this machine's and CI's: trust auth on 127.0.0.1:5432, user postgres);
 # MIRROR_TEST_POSTGRES_URL names another server's maintenance database.
 POSTGRES_ADMIN_URL = os.environ.get(
