@@ -185,11 +185,16 @@ class TestAgainstARunningService:
         assert ALEX not in log
 
     def test_send_test_from_a_file(self, service, tmp_path):
-        """A data-only file is wrapped in an envelope of the named type."""
+        """A data-only file is wrapped in an envelope of the named type; `run` mirrors the voucher."""
         path = tmp_path / "voucher.json"
         path.write_text(json.dumps(examples.load("voucher.created")))
         doc = settled(service, send(service, "voucher.created", "--file", str(path)))
-        assert (doc["status"], doc["event_type"]) == ("ignored", "voucher.created")
+        assert (doc["status"], doc["event_type"]) == ("processed", "voucher.created")
+        assert doc["actions"]["mirror"]["status"] == "succeeded"
+        code = examples.load("voucher.created")["voucher"]["code"]
+        row = vi(service, "mirror", "voucher", code)
+        assert row.returncode == 0, row.stderr
+        assert json.loads(row.stdout)["history"][0]["ingest_event_id"] == doc["id"]
 
     def test_send_test_lists_the_corpus(self, service):
         res = vi(service, "send-test", "--list")
@@ -203,17 +208,18 @@ class TestAgainstARunningService:
 
     def test_events_list(self, service):
         """Newest first, as a table or as JSON, filtered by status and type."""
-        event_id = send(service, "voucher.updated")
+        event_id = send(service, "business_validation_rule.updated")  # nothing routes it, mirror or not
         settled(service, event_id)
         table = vi(service, "events", "list", "--limit", "5")
         assert table.returncode == 0
         header, first, *_ = table.stdout.splitlines()
         assert header.split()[:3] == ["ID", "STATUS", "TYPE"]
-        assert first.split()[:3] == [event_id, "ignored", "voucher.updated"]
-        res = vi(service, "events", "list", "--json", "--type", "voucher.updated", "--status", "ignored")
+        assert first.split()[:3] == [event_id, "ignored", "business_validation_rule.updated"]
+        flt = ("--type", "business_validation_rule.updated", "--status", "ignored")
+        res = vi(service, "events", "list", "--json", *flt)
         events = json.loads(res.stdout)["events"]
         assert event_id in [e["id"] for e in events]
-        assert {e["event_type"] for e in events} == {"voucher.updated"}
+        assert {e["event_type"] for e in events} == {"business_validation_rule.updated"}
 
     def test_events_show(self, service):
         event_id = send(service, "voucher.enabled")
@@ -228,7 +234,7 @@ class TestAgainstARunningService:
 
     def test_replay_one(self, service):
         """--dry-run names the event and changes nothing; then the event runs again and settles again."""
-        event_id = send(service, "voucher.created")
+        event_id = send(service, "business_validation_rule.created")
         before = settled(service, event_id)
         dry = vi(service, "replay", event_id, "--dry-run")
         assert dry.stdout.strip() == f"would replay 1 event: {event_id}"
@@ -240,10 +246,10 @@ class TestAgainstARunningService:
 
     def test_replay_in_bulk_with_progress(self, service):
         """By filter: the dry run counts, the real run replays them all and draws a progress bar."""
-        ids = [send(service, "campaign.vouchers.generation.completed") for _ in range(3)]
+        ids = [send(service, "business_validation_rule.deleted") for _ in range(3)]
         for event_id in ids:
             settled(service, event_id)
-        flt = ("--type", "campaign.vouchers.generation.completed", "--status", "ignored")
+        flt = ("--type", "business_validation_rule.deleted", "--status", "ignored")
         dry = vi(service, "replay", *flt, "--dry-run")
         assert dry.stdout.splitlines() == [
             "would replay 3 event(s)",
@@ -264,7 +270,7 @@ class TestAgainstARunningService:
 
     def test_stats(self, service):
         """Counts by status, the backlog (outbox and broker queues) and the oldest unfinished event."""
-        settled(service, send(service, "voucher.created"))
+        settled(service, send(service, "business_validation_rule.created"))
         wait_for(lambda: service.store.outbox_size() == 0, what="an empty outbox")
         out = json.loads(vi(service, "stats", "--json").stdout)
         assert set(out["counts"]) == set(STATUSES)
@@ -303,6 +309,8 @@ class TestRunLifecycle:
             "intake     ",
             "console    ",
             "try it     ",
+            "and        ",
+            "mirror     ",
             "stop       ",
         )
         lines = svc.proc.output().splitlines()
