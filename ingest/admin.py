@@ -195,14 +195,14 @@ def mirror_voucher(code: str) -> Response:
     return _mirror_row("voucher", code)
 
 
-@bp.get("/mirror/campaigns/<key>")
-def mirror_campaign(key: str) -> Response:
-    return _mirror_row("campaign", key)
+@bp.get("/mirror/campaigns/<campaign_id>")
+def mirror_campaign(campaign_id: str) -> Response:
+    return _mirror_row("campaign", campaign_id)
 
 
-@bp.get("/mirror/customers/<key>")
-def mirror_customer(key: str) -> Response:
-    return _mirror_row("customer", key)
+@bp.get("/mirror/customers/<customer_id>")
+def mirror_customer(customer_id: str) -> Response:
+    return _mirror_row("customer", customer_id)
 
 
 def _mirror_row(what: str, key: str) -> Response:
