@@ -37,7 +37,7 @@ class Mirror:
     def apply_event(
         self, payload: Mapping[str, Any], ingest_event_id: str
     ) -> tuple[EventMeta | None, list[Outcome]]:
-        """Apply every object the event carries, in one transaction; ([], None) when it carries none."""
+        """Apply every object the event carries, in one transaction; (meta, []) when it carries none."""
         meta = meta_of(payload, ingest_event_id)
         if meta is None:
             return None, []
