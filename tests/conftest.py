@@ -14,7 +14,16 @@ import redis
 from cli import embedded
 from core.settings import Settings
 from core.store import EventStore
-from tests.support import SECRET, HttpSink, Proc, SmtpSink, start_worker, worker_env
+from tests.support import (
+    POSTGRES_ADMIN_URL,
+    SECRET,
+    HttpSink,
+    Proc,
+    SmtpSink,
+    fresh_mirror_url,
+    start_worker,
+    worker_env,
+)
 
 _db_numbers = itertools.count(1)
 
@@ -115,13 +124,6 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
             proc.stop()
 
 
-# The PostgreSQL the mirror tests use (this machine's and CI's: trust auth on 127.0.0.1:5432, user postgres);
-# MIRROR_TEST_POSTGRES_URL names another server's maintenance database.
-POSTGRES_ADMIN_URL = os.environ.get(
-    "MIRROR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str | None]:
     """A database of this session's own on the real PostgreSQL (dropped at the end); None if none answers."""
@@ -146,29 +148,6 @@ def postgres_url() -> Iterator[str | None]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def fresh_mirror_url(kind: str, postgres: str | None, tmp_path: Path) -> str:
-    """An empty, migrated mirror database of `kind` ("sqlite" or "postgresql"); skips when none answers."""
-
-    from core import db
-    from core.mirror.tables import TABLES, history
-
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'mirror.sqlite3'}"
-    elif postgres is None:
-        pytest.skip(f"no PostgreSQL answers at {POSTGRES_ADMIN_URL} (set MIRROR_TEST_POSTGRES_URL)")
-    else:
-        url = postgres
-    engine = db.make_engine(url)
-    try:
-        db.upgrade(engine)
-        with engine.begin() as conn:
-            for t in (*TABLES.values(), history):
-                conn.execute(t.delete())
-    finally:
-        engine.dispose()
-    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

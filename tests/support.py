@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 
 from ingest import signature
@@ -390,3 +391,33 @@ def event_types_doc() -> dict[str, dict[str, str]]:
         if m := _DOC_ROW.match(line):
             found[m["type"]] = {k: v.strip() for k, v in m.groupdict().items()}
     return found
+
+
+# The PostgreSQL the mirror tests use (this machine's and CI's: trust auth on 127.0.0.1:5432, user postgres);
+# MIRROR_TEST_POSTGRES_URL names another server's maintenance database.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MIRROR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def fresh_mirror_url(kind: str, postgres: str | None, tmp_path: Path) -> str:
+    """An empty, migrated mirror database of `kind` ("sqlite" or "postgresql"); skips when none answers."""
+
+    from core import db
+    from core.mirror.tables import TABLES, history
+
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'mirror.sqlite3'}"
+    elif postgres is None:
+        pytest.skip(f"no PostgreSQL answers at {POSTGRES_ADMIN_URL} (set MIRROR_TEST_POSTGRES_URL)")
+    else:
+        url = postgres
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine)
+        with engine.begin() as conn:
+            for t in (*TABLES.values(), history):
+                conn.execute(t.delete())
+    finally:
+        engine.dispose()
+    return url

@@ -70,6 +70,16 @@ class Mirror:
         with self.engine.connect() as conn:
             return queries.by_id(conn, "campaigns", key)
 
+    def row(self, table: str, key: str) -> dict[str, Any] | None:
+        """A row of `table` (vouchers, campaigns, customers, publications) by id, with its history."""
+        with self.engine.connect() as conn:
+            return queries.by_id(conn, table, key)
+
+    def touched_by(self, ingest_event_id: str) -> list[tuple[str, str]]:
+        """The (table, key) of the rows one of our events touched (applied or stale)."""
+        with self.engine.connect() as conn:
+            return queries.touched_by(conn, ingest_event_id)
+
     def customer(self, key: str) -> dict[str, Any] | None:
         """The customer with this id, with its history."""
         with self.engine.connect() as conn:

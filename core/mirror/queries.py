@@ -32,6 +32,18 @@ def by_id(conn: Connection, table: str, key: str) -> dict[str, Any] | None:
     return None if row is None else _with_history(conn, t, dict(row))
 
 
+def touched_by(conn: Connection, ingest_event_id: str) -> list[tuple[str, str]]:
+    """The (table, key) of every row our event `ingest_event_id` applied to or was stale for."""
+    h = history.c
+    rows = conn.execute(
+        select(h.table_name, h.key)
+        .where(h.ingest_event_id == ingest_event_id)
+        .distinct()
+        .order_by(h.table_name, h.key)
+    ).all()
+    return [(str(t), str(k)) for t, k in rows]
+
+
 def _with_history(conn: Connection, t: Table, row: dict[str, Any]) -> dict[str, Any]:
     h = history.c
     events = (

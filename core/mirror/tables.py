@@ -158,6 +158,7 @@ history = Table(
     Column("recorded_at", UtcTime, nullable=False),
     Index("ix_mirror_history_row", "table_name", "key", "id"),
     Index("ix_mirror_history_recorded_at", "recorded_at"),
+    Index("ix_mirror_history_event", "ingest_event_id"),
 )
 
 TABLES = {t.name: t for t in (vouchers, campaigns, customers, publications)}

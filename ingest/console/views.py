@@ -22,6 +22,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.logs import mask_email
 from core.queue import queue_lengths
@@ -340,9 +341,47 @@ def find_event(store: EventStore, query: str) -> str | None:
 
 
 def mirror_search(store: EventStore, query: str) -> str | None:
-    """Hook for the mirror (branch `mirror`, core/mirror/): the latest event that touched a voucher code or
-    customer id. Not on main yet, so nothing is found this way."""
-    return None
+    """With the mirror on: the last event applied to the voucher with this code, or to this customer."""
+    mirror = services().mirror
+    if mirror is None:
+        return None
+    try:
+        row = mirror.voucher(query) or mirror.customer(query)
+    except SQLAlchemyError:
+        log.warning("console: the mirror database did not answer", extra={"reason": "mirror_unavailable"})
+        return None
+    found = (row or {}).get("ingest_event_id")
+    return str(found) if found and store.r.exists(store.key("ev", str(found))) else None
+
+
+def mirror_links(event_id: str) -> list[tuple[str, str]]:
+    """(label, console URL) of each mirror row the event touched; none when the mirror is off or away."""
+    mirror = services().mirror
+    if mirror is None:
+        return []
+    try:
+        touched = mirror.touched_by(event_id)
+    except SQLAlchemyError:
+        return []
+    return [(f"{table[:-1]} {key}", url_for(".mirror_row", table=table, key=key)) for table, key in touched]
+
+
+@bp.get("/mirror/<any(vouchers, campaigns, customers, publications):table>/<key>")
+def mirror_row(table: str, key: str) -> str:
+    """One mirrored row with the events that touched it (as `voucherify-ingest mirror` prints it)."""
+    mirror = services().mirror
+    if mirror is None:
+        abort(404, description="the mirror is off: set MIRROR_DATABASE_URL")
+    try:
+        row = mirror.row(table, key)
+    except SQLAlchemyError:
+        abort(503, description="the mirror database did not answer")
+    if row is None:
+        abort(404, description=f"no {table[:-1]} {key} in the mirror")
+    pretty = json.dumps(row, indent=2, ensure_ascii=False, default=str)
+    return render_template(
+        "console/mirror.html", table=table, key=key, row=row, body=mask_email(pretty) or ""
+    )
 
 
 @bp.get("/events/<event_id>")
@@ -370,7 +409,7 @@ def event(event_id: str) -> str:
         masked=not reveal and body != pretty,
         reveal=reveal,
         errors=list(flatten_errors(doc.get("errors"))),
-        mirror_links=[],  # filled in when the mirror lands (see mirror_search)
+        mirror_links=mirror_links(event_id),
     )
 
 

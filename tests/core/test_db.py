@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import inspect
 
 from core import db
-from tests.conftest import fresh_mirror_url
-from tests.support import ROOT, worker_env
+from tests.support import ROOT, fresh_mirror_url, worker_env
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

@@ -22,10 +22,9 @@ from core.mirror.tables import TABLES, publications
 from core.states import Status
 from core.store import EventStore
 from ingest import create_app
-from tests.conftest import fresh_mirror_url
 from tests.faults.helpers import FAULT_ENV, Intake, fault_settings, wait_settled
 from tests.mirror_events import T0, campaign_event, voucher_event
-from tests.support import Proc, SmtpSink, parse_metrics, sample, start_worker, worker_env
+from tests.support import Proc, SmtpSink, fresh_mirror_url, parse_metrics, sample, start_worker, worker_env
 
 pytestmark = pytest.mark.integration
 ADMIN = "admin-token-" + "x" * 20

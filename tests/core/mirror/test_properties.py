@@ -20,8 +20,8 @@ from sqlalchemy import select
 from core import db
 from core.mirror import Mirror
 from core.mirror.tables import TABLES, history
-from tests.conftest import fresh_mirror_url
 from tests.mirror_events import T0, campaign_event, voucher_event
+from tests.support import fresh_mirror_url
 
 VOUCHER_MIDDLE = ["updated", "disabled", "enabled", "published", "redeemed", "deleted", "updated"]
 VOUCHER_LAST = ["updated", "disabled", "enabled", "deleted"]

@@ -369,3 +369,40 @@ class TestHostileInput:
     @pytest.mark.parametrize("form", [{"since": "nan"}, {"status": "x"}, {"until": "9" * 400}])
     def test_bulk_replay_bad_filter_is_a_400(self, logged_in, client, form):
         assert client.get("/console/replay", query_string=form).status_code == 400
+
+
+class TestMirror:
+    """With MIRROR_DATABASE_URL: search by voucher code or customer id; an event links the rows it touched."""
+
+    @pytest.fixture
+    def mirrored(self, settings, store, queue, tmp_path):
+        from core.mirror import Mirror
+        from tests.support import fresh_mirror_url
+
+        url = fresh_mirror_url("sqlite", None, tmp_path)
+        app = create_app(settings.with_(admin_token=TOKEN, mirror_database_url=url), store=store, queue=queue)
+        client = app.test_client()
+        log_in(client)
+        event_id = deliver(store, "voucher.updated")
+        mirror = Mirror.from_url(url)
+        mirror.apply_raw(store.raw(event_id), event_id)
+        voucher = json.loads(store.raw(event_id))["data"]["voucher"]
+        return client, event_id, voucher
+
+    def test_search_by_voucher_code_finds_the_last_event(self, mirrored):
+        client, event_id, voucher = mirrored
+        resp = client.get("/console/events", query_string={"q": voucher["code"]})
+        assert resp.status_code in (302, 303)
+        assert resp.headers["Location"].endswith(f"/console/events/{event_id}")
+
+    def test_event_page_links_the_rows_it_touched(self, mirrored):
+        client, event_id, voucher = mirrored
+        page = client.get(f"/console/events/{event_id}").data.decode()
+        assert f"/console/mirror/vouchers/{voucher['id']}" in page
+        row = client.get(f"/console/mirror/vouchers/{voucher['id']}")
+        assert row.status_code == 200
+        assert voucher["code"] in row.data.decode()
+        assert event_id in row.data.decode()  # the history links back
+
+    def test_without_the_mirror_the_row_page_is_404(self, logged_in):
+        assert logged_in.get("/console/mirror/vouchers/v_1").status_code == 404
