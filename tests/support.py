@@ -421,3 +421,15 @@ def fresh_mirror_url(kind: str, postgres: str | None, tmp_path: Path) -> str:
     finally:
         engine.dispose()
     return url
+
+
+def worker_start_refused(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Start `celery -A workers worker` where it should refuse to start; its exit code and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo"],
+        env=dict(env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
 from core import db
-from tests.support import ROOT, fresh_mirror_url, worker_env
+from tests.support import fresh_mirror_url, worker_env, worker_start_refused
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -50,14 +48,7 @@ def test_worker_refuses_an_old_schema(redis_url: str, tmp_path: Path) -> None:
     env = worker_env(
         redis_url, MIRROR_DATABASE_URL=f"sqlite:///{tmp_path}/old.sqlite3", DATA_DIR=str(tmp_path)
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = worker_start_refused(env)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "voucherify-ingest db upgrade" in proc.stderr
     assert "MIRROR_DATABASE_URL" in proc.stderr

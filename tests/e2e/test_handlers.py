@@ -23,7 +23,7 @@ from core.replay import ReplayFilter, replay_many, replay_one
 from core.states import Status
 from core.store import EventStore
 from tests.faults.helpers import FAULT_ENV, Intake, fault_settings, wait_settled
-from tests.support import ROOT, worker_env
+from tests.support import ROOT, worker_env, worker_start_refused
 
 pytestmark = pytest.mark.integration
 
@@ -209,14 +209,7 @@ class TestStartRefusals:
         folder.mkdir()
         (folder / "bad_handlers.py").write_text(source)
         env = worker_env(redis_url, PYTHONPATH=f"{folder}{os.pathsep}{ROOT}", HANDLERS="bad_handlers")
-        done = subprocess.run(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = worker_start_refused(env)
         assert done.returncode == 2
         assert said in done.stderr
         assert "bad_handlers" in done.stderr

@@ -6,10 +6,8 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,31 +22,10 @@ from core.store import EventStore
 from ingest import create_app
 from tests.faults.helpers import FAULT_ENV, Intake, fault_settings, wait_settled
 from tests.mirror_events import T0, campaign_event, voucher_event
-from tests.support import Proc, SmtpSink, fresh_mirror_url, parse_metrics, sample, start_worker, worker_env
+from tests.support import SmtpSink, fresh_mirror_url, parse_metrics, sample
 
 pytestmark = pytest.mark.integration
 ADMIN = "admin-token-" + "x" * 20
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
-    started: list[Proc] = []
-
-    def start(redis_url: str, env: dict[str, str], *, beat: bool = True, concurrency: int = 2) -> Proc:
-        proc = start_worker(
-            worker_env(redis_url, **FAULT_ENV, **env),
-            tmp_path / f"worker-{len(started)}.log",
-            concurrency=concurrency,
-            beat=beat,
-        )
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.stop()
 
 
 def action(store: EventStore, event_id: str) -> dict[str, Any]:
@@ -71,7 +48,7 @@ class TestSeedEvents:
         url = fresh_mirror_url("sqlite", None, tmp_path)
         settings = fault_settings(redis_url, tmp_path, mirror_database_url=url, admin_token=ADMIN)
         store, intake = EventStore.from_settings(settings), Intake(settings)
-        workers(redis_url, {"MIRROR_DATABASE_URL": url, "SMTP_URL": smtp.url})
+        workers(redis_url, **FAULT_ENV, MIRROR_DATABASE_URL=url, SMTP_URL=smtp.url)
         mirror = Mirror.from_url(url)
 
         def post(doc: dict[str, Any], status: str = Status.PROCESSED) -> str:
@@ -160,8 +137,8 @@ class TestTwoWorkersOnPostgres:
         settings = fault_settings(redis_url, tmp_path)
         store, intake = EventStore.from_settings(settings), Intake(settings)
         procs = [
-            workers(redis_url, {"MIRROR_DATABASE_URL": url}, concurrency=1),
-            workers(redis_url, {"MIRROR_DATABASE_URL": url}, concurrency=1, beat=False),
+            workers(redis_url, **FAULT_ENV, MIRROR_DATABASE_URL=url, concurrency=1),
+            workers(redis_url, **FAULT_ENV, MIRROR_DATABASE_URL=url, concurrency=1, beat=False),
         ]
         docs = [
             voucher_event(

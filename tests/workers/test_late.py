@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,7 +15,6 @@ from core import examples
 from core.settings import ForwardDestination
 from core.store import iso
 from ingest.dedup import dedup_key
-from tests.support import HttpSink
 from workers import pipeline
 from workers.runtime import build_runtime
 
@@ -38,15 +36,6 @@ def publication(pub_id="pub_1"):
     doc["data"]["customer"]["email"] = "alex@example.com"
     doc["data"]["publication"]["id"] = pub_id
     return doc
-
-
-@pytest.fixture
-def sink() -> Iterator[HttpSink]:
-    server = HttpSink().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
