@@ -214,6 +214,7 @@ def _document(ev: Mapping[bytes, bytes], acts: Mapping[bytes, bytes]) -> dict[st
     for name, state in sorted(acts.items()):
         s = json.loads(state)
         s["next_attempt_at"] = iso(s.get("next_attempt_at"))
+        s["first_attempt_at"] = iso(s.get("first_attempt_at"))
         for h in s.get("history", []):
             h["at"] = iso(h.get("at"))
         actions[name.decode()] = s

@@ -21,6 +21,7 @@ class TestDocument:
         doc = store.document(event_id)
         assert doc["received_at"] == "2023-11-14T22:13:20.000Z"
         assert doc["actions"]["a"]["next_attempt_at"] == "2023-11-14T22:14:20.000Z"
+        assert doc["actions"]["a"]["first_attempt_at"] == "2023-11-14T22:13:21.500Z"  # was epoch seconds
         assert doc["actions"]["a"]["history"] == [{"at": "2023-11-14T22:13:21.500Z", "outcome": "failed"}]
 
     def test_unknown_event(self, store):
