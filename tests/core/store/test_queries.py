@@ -16,7 +16,14 @@ class TestDocument:
         event_id = accept(store, 1, 1_700_000_000.0)
         history = ({"at": 1_700_000_001.5, "outcome": "failed"},)
         store.put_action(
-            event_id, "a", ActionState(ActionStatus.FAILED, next_attempt_at=1_700_000_060.0, history=history)
+            event_id,
+            "a",
+            ActionState(
+                ActionStatus.FAILED,
+                first_attempt_at=1_700_000_001.5,
+                next_attempt_at=1_700_000_060.0,
+                history=history,
+            ),
         )
         doc = store.document(event_id)
         assert doc["received_at"] == "2023-11-14T22:13:20.000Z"
