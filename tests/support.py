@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from core.settings import Settings
+from core.store import EventStore
 from ingest import signature
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -433,3 +436,74 @@ def worker_start_refused(env: Mapping[str, str]) -> subprocess.CompletedProcess[
         text=True,
         timeout=60,
     )
+
+
+# -- `voucherify-ingest run` as a newcomer starts it ------------------------------------------------------
+
+
+@dataclass
+class Service:
+    port: int
+    env: dict[str, str]
+    data: Path
+    proc: Proc
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/webhooks/voucherify"
+
+    @property
+    def store(self) -> EventStore:
+        """The embedded store `run` started, read directly: for waiting, not for what is being tested."""
+        url = (self.data / "embedded-redis.url").read_text().strip()
+        return EventStore.from_settings(Settings(redis_url=url))
+
+
+def run_env(data: Path) -> dict[str, str]:
+    """A clean environment: no store URL (so `run` embeds Valkey), no secret (so it makes one)."""
+    drop = ("REDIS_URL", "CELERY", "VOUCHERIFY_", "PROMETHEUS_", "FORWARD_", "SMTP_", "ADMIN_", "DATA_DIR")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env.update(
+        DATA_DIR=str(data), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", RECONCILE_INTERVAL_SECONDS="0.5"
+    )
+    return env
+
+
+def start_run(data: Path) -> Service:
+    port = free_port()
+    env = run_env(data)
+    proc = Proc(
+        [sys.executable, "-m", "cli", "run", "--port", str(port), "--workers", "2"],
+        env,
+        data / "run.log",
+    )
+    try:
+        proc.wait_for_output("stop       Ctrl-C", timeout=60)
+        wait_for(
+            lambda: http("GET", f"http://127.0.0.1:{port}/readyz")[0] == 200 if answers(port) else False,
+            timeout=30,
+            interval=0.2,
+            what="the intake to be ready",
+        )
+    except BaseException:
+        proc.stop()
+        raise
+    return Service(port, env, data, proc)
+
+
+def answers(port: int) -> bool:
+    """True when something answers HTTP on the port."""
+    try:
+        http("GET", f"http://127.0.0.1:{port}/healthz")
+    except OSError:
+        return False
+    return True
+
+
+def stop_run(service: Service) -> int:
+    """SIGTERM to `run` alone, as Ctrl-C or a supervisor would; it stops its children itself."""
+    service.proc.popen.send_signal(signal.SIGTERM)
+    try:
+        return service.proc.popen.wait(timeout=40)
+    finally:
+        service.proc.stop()  # anything left in the group, whatever happened

@@ -3,90 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 import cli
 from core import examples
-from core.settings import Settings
-from core.store import STATUSES, TERMINAL, EventStore
-from tests.support import ROOT, Proc, free_port, http, wait_for
+from core.store import STATUSES, TERMINAL
+from tests.support import ROOT, Service, answers, http, start_run, stop_run, wait_for
 
 ALEX = "alex.doe@example.com"
-
-
-@dataclass
-class Service:
-    port: int
-    env: dict[str, str]
-    data: Path
-    proc: Proc
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/webhooks/voucherify"
-
-    @property
-    def store(self) -> EventStore:
-        """The embedded store `run` started, read directly: for waiting, not for what is being tested."""
-        url = (self.data / "embedded-redis.url").read_text().strip()
-        return EventStore.from_settings(Settings(redis_url=url))
-
-
-def run_env(data: Path) -> dict[str, str]:
-    """A clean environment: no store URL (so `run` embeds Valkey), no secret (so it makes one)."""
-    drop = ("REDIS_URL", "CELERY", "VOUCHERIFY_", "PROMETHEUS_", "FORWARD_", "SMTP_", "ADMIN_", "DATA_DIR")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(
-        DATA_DIR=str(data), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", RECONCILE_INTERVAL_SECONDS="0.5"
-    )
-    return env
-
-
-def start_run(data: Path) -> Service:
-    port = free_port()
-    env = run_env(data)
-    proc = Proc(
-        [sys.executable, "-m", "cli", "run", "--port", str(port), "--workers", "2"],
-        env,
-        data / "run.log",
-    )
-    try:
-        proc.wait_for_output("stop       Ctrl-C", timeout=60)
-        wait_for(
-            lambda: http("GET", f"http://127.0.0.1:{port}/readyz")[0] == 200 if _answers(port) else False,
-            timeout=30,
-            interval=0.2,
-            what="the intake to be ready",
-        )
-    except BaseException:
-        proc.stop()
-        raise
-    return Service(port, env, data, proc)
-
-
-def _answers(port: int) -> bool:
-    try:
-        http("GET", f"http://127.0.0.1:{port}/healthz")
-    except OSError:
-        return False
-    return True
-
-
-def stop_run(service: Service) -> int:
-    """SIGTERM to `run` alone, as Ctrl-C or a supervisor would; it stops its children itself."""
-    service.proc.popen.send_signal(signal.SIGTERM)
-    try:
-        return service.proc.popen.wait(timeout=40)
-    finally:
-        service.proc.stop()  # anything left in the group, whatever happened
 
 
 @pytest.fixture(scope="module")
@@ -299,7 +227,7 @@ class TestRunLifecycle:
         assert f"console    http://127.0.0.1:{svc.port}/console/" in svc.proc.output()
         assert (tmp_path / "admin-token").stat().st_mode & 0o777 == 0o600
         assert not url_file.exists()
-        assert not _answers(svc.port)
+        assert not answers(svc.port)
         # Every line `run`'s children wrote is JSON; `run` itself prints a few plain lines for humans.
         # Regression: this skipped every line not starting with "{", so plain lines passed unseen.
         own = (

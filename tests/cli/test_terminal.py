@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import run_env
-from tests.support import ROOT, free_port, http, wait_for
+from tests.support import ROOT, free_port, http, run_env, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -30,15 +30,17 @@ from benchmarks.slowclients import (
     open_slow,
     summary,
 )
-from tests.cli.test_cli import Service, run_env, stop_run
 from tests.support import (
     SECRET,
     Proc,
+    Service,
     free_port,
     http,
     parse_metrics,
+    run_env,
     sample,
     start_procfile_intake,
+    stop_run,
     wait_for,
 )
 
