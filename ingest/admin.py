@@ -59,8 +59,8 @@ def list_events() -> Response:
     events = services().store.list_events(
         status=status,
         event_type=request.args.get("type") or None,
-        since=_time(request.args.get("since"), "since"),
-        until=_time(request.args.get("until"), "until"),
+        since=parse_time(request.args.get("since"), "since"),
+        until=parse_time(request.args.get("until"), "until"),
         limit=limit,
     )
     return jsonify(events=events)
@@ -105,8 +105,8 @@ def replay_bulk() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]
     flt = ReplayFilter(
         status=status or None,
         event_type=event_type or None,
-        since=_time(body.get("since"), "since"),
-        until=_time(body.get("until"), "until"),
+        since=parse_time(body.get("since"), "since"),
+        until=parse_time(body.get("until"), "until"),
     )
     if dry_run:
         return jsonify(count=count_matching(svc.store, flt), dry_run=True), 200
@@ -185,11 +185,6 @@ def _limit(value: str | None) -> int:
     return 1000 if len(digits) > 4 else min(int(digits), 1000)
 
 
-def parse_time(value: object, name: str) -> float | None:
-    """A time filter as the admin API reads it (the console's forms too); 400 naming the field."""
-    return _time(value, name)
-
-
 @bp.get("/mirror/vouchers/<code>")
 def mirror_voucher(code: str) -> Response:
     return _mirror_row("voucher", code)
@@ -222,8 +217,9 @@ def _mirror_row(what: str, key: str) -> Response:
     return jsonify(row)
 
 
-def _time(value: object, name: str) -> float | None:
-    """Epoch seconds (years 1 to 9999) or an RFC 3339 / ISO-8601 time with a zone; 400 naming the field."""
+def parse_time(value: object, name: str) -> float | None:
+    """A time filter as the admin API (and the console's forms) read it: epoch seconds (years 1 to 9999) or
+    an RFC 3339 / ISO-8601 time with a zone; 400 naming the field."""
     if value is None or value == "":
         return None
     ts: float | None = None
