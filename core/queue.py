@@ -43,8 +43,11 @@ def queues(settings: Settings) -> tuple[Queue, ...]:
     """
     args = {"x-queue-type": "quorum"} if is_amqp(settings.broker_url) else None
     # Each queue its own direct exchange and key (by default Celery binds `replay` to the `events` exchange
-    # and key, which on RabbitMQ delivers a live message to both queues). Listed live first: a worker's
-    # Redis BRPOP checks `events` before `replay`, so replays never delay live traffic.
+    # and key, which on RabbitMQ delivers a live message to both queues). A worker takes turns between
+    # its queues (kombu's Redis transport moves the queue it last took from to the back of its BRPOP; on
+    # RabbitMQ each queue has its own consumer): a replay backlog gets a fair share of the turns, so live
+    # deliveries never wait behind the whole of it. Not a strict priority, on purpose: that would starve
+    # `replay` and the reconciler's queue under sustained live traffic.
     return tuple(
         Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True, queue_arguments=args)
         for name in (LIVE_QUEUE, REPLAY_QUEUE, RECONCILE_QUEUE)

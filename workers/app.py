@@ -35,8 +35,8 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     _check_mirror(settings)
     app = WorkerApp("workers", set_as_current=True)
     app.settings = settings
-    # celery_config() declares the queues: a plain `celery -A workers worker` consumes both queues, live
-    # deliveries first (on Redis the worker's BRPOP lists `events` before `replay`).
+    # celery_config() declares the queues: a plain `celery -A workers worker` consumes all three, taking
+    # turns between them (core/queue.py says why that keeps live deliveries ahead of a replay backlog).
     app.conf.update(celery_config(settings))
     app.conf.update(
         beat_schedule={

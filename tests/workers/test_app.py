@@ -19,9 +19,9 @@ class TestQueues:
         assert r.llen(LIVE_QUEUE) == 2
         assert r.llen(REPLAY_QUEUE) == 2
 
-    def test_worker_consumes_live_queue_first(self, settings):
-        """A plain `celery -A workers worker` listens to every queue, live deliveries first, and the
-        reconciler's own queue too."""
+    def test_worker_consumes_every_queue(self, settings):
+        """A plain `celery -A workers worker` listens to the live queue, the replay queue and the
+        reconciler's own queue, each with its own exchange and key."""
         app = create_celery(settings)
         assert [q.name for q in app.conf.task_queues] == [LIVE_QUEUE, REPLAY_QUEUE, RECONCILE_QUEUE]
         assert [(q.exchange.name, q.routing_key) for q in app.conf.task_queues] == [
