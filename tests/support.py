@@ -404,9 +404,11 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 
 def fresh_mirror_url(kind: str, postgres: str | None, tmp_path: Path) -> str:
-    """An empty, migrated mirror database of `kind` ("sqlite" or "postgresql"); skips when none answers."""
+    """An empty, migrated mirror (and archive) database of `kind` ("sqlite" or "postgresql"); skips when none
+    answers."""
 
     from core import db
+    from core.archive.tables import archived
     from core.mirror.tables import TABLES, history
 
     if kind == "sqlite":
@@ -419,7 +421,7 @@ def fresh_mirror_url(kind: str, postgres: str | None, tmp_path: Path) -> str:
     try:
         db.upgrade(engine)
         with engine.begin() as conn:
-            for t in (*TABLES.values(), history):
+            for t in (*TABLES.values(), history, archived):
                 conn.execute(t.delete())
     finally:
         engine.dispose()
