@@ -29,9 +29,11 @@ def register(sub: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    events = common.events(common.store()).list_events(
-        status=args.status, event_type=args.event_type, limit=args.limit
-    )
+    both = common.events(common.store())
+    try:
+        events = both.list_events(status=args.status, event_type=args.event_type, limit=args.limit)
+    finally:
+        both.close()
     if args.json:
         print(json.dumps({"events": events}, indent=2))
         return 0
@@ -46,11 +48,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     events = common.events(common.store())
-    doc = events.document(args.id)
+    try:
+        doc = events.document(args.id)
+        if doc is not None and args.raw:
+            doc["raw"] = (events.raw(args.id) or b"").decode("utf-8", "replace")
+    finally:
+        events.close()
     if doc is None:
         print(f"no event {args.id}", file=sys.stderr)
         return 1
-    if args.raw:
-        doc["raw"] = (events.raw(args.id) or b"").decode("utf-8", "replace")
     print(json.dumps(doc, indent=2))
     return 0

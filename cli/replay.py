@@ -10,6 +10,7 @@ from typing import Any
 
 from cli import common
 from core.archive import Archive
+from core.history import Events
 from core.queue import TaskQueue
 from core.replay import (
     NOTHING,
@@ -50,6 +51,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     store = common.store()
     events = common.events(store)
+    try:
+        return _replay(args, store, events)
+    finally:
+        events.close()
+
+
+def _replay(args: argparse.Namespace, store: EventStore, events: Events) -> int:
     queue = TaskQueue(store.settings)
     if args.id:
         if events.document(args.id) is None:

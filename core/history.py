@@ -26,6 +26,11 @@ class Events:
         self.store = store
         self.archive = archive
 
+    def close(self) -> None:
+        """Close the archive's connections (a command that is done)."""
+        if self.archive is not None:
+            self.archive.engine.dispose()
+
     def document(self, event_id: str) -> dict[str, Any] | None:
         """The event as the admin API shows it (from Redis if it is there, else from the archive)."""
         doc = self.store.document(event_id)
