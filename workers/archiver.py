@@ -66,6 +66,21 @@ def archive_pass(
     return moved
 
 
+def archive_or_wait(store: EventStore, archive: Archive, *, budget_s: float) -> int:
+    """archive_pass, with the archive database unreachable logged once per pass (events wait in Redis, the
+    lag gauge shows it) instead of a traceback: the next pass tries again."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return archive_pass(store, archive, budget_s=budget_s)
+    except DBAPIError as exc:
+        log.warning(
+            "archive database unavailable; events stay in Redis until it answers",
+            extra={"reason": "archive_unavailable", "error": type(exc.orig).__name__},
+        )
+        return 0
+
+
 def compact_pass(store: EventStore, *, now: float | None = None) -> int:
     """Without an archive: compress the bodies of events settled more than ARCHIVE_AFTER_SECONDS ago."""
     done = store.compact(now=now, after_s=store.settings.archive_after_s)

@@ -88,4 +88,6 @@ def archive(self: Task) -> int:
     if found is None:
         return archiver.compact_pass(store)
     # A pass well inside the task's time limit; what is left is taken by the next one.
-    return archiver.archive_pass(store, found, budget_s=max(1.0, min(20.0, settings.task_time_limit_s / 3)))
+    return archiver.archive_or_wait(
+        store, found, budget_s=max(1.0, min(20.0, settings.task_time_limit_s / 3))
+    )
