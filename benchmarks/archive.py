@@ -149,8 +149,8 @@ class Run:
         shared machine, where the events/s move with the neighbours' load.
         """
         procs = [self.worker(env, beat=beat) for env, beat in envs]
-        redis_cpu = self.server_cpu()
         first = last = None
+        cpu0 = 0.0
         deadline = time.monotonic() + 600
         try:
             while time.monotonic() < deadline:
@@ -158,19 +158,21 @@ class Run:
                 now = time.perf_counter()
                 if k and first is None:
                     first = (now, k)
+                    # From the first settled event on: the workers' start (imports, checks) is not counted.
+                    cpu0 = sum(session_cpu(p.pid) for p in procs) + self.server_cpu()
                 if k >= n:
                     last = (now, k)
                     break
                 time.sleep(0.01)
             time.sleep(1.5)  # the archiver's last pass over what just settled
-            cpu = sum(session_cpu(p.pid) for p in procs) + self.server_cpu() - redis_cpu
+            cpu = sum(session_cpu(p.pid) for p in procs) + self.server_cpu() - cpu0
         finally:
             for p in procs:
                 self.stop(p)
                 self.procs.remove(p)
         if first is None or last is None or last[1] == first[1]:
             raise RuntimeError("the pipeline did not drain")
-        return (last[1] - first[1]) / (last[0] - first[0]), cpu / n
+        return (last[1] - first[1]) / (last[0] - first[0]), cpu / (n - first[1])
 
     def server_cpu(self) -> float:
         info = self.redis.info("cpu")
