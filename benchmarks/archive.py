@@ -290,9 +290,11 @@ def throughput(run: Run, n: int, runs: int) -> dict[str, dict[str, list[float]]]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--tiny", action="store_true", help="seconds: that it still works")
+    parser.add_argument("--runs", type=int, default=3, help="alternating throughput runs (default 3)")
+    parser.add_argument("--throughput-only", action="store_true", help="only the pipeline's throughput")
     args = parser.parse_args(argv)
-    n, runs = (200, 1) if args.tiny else (3000, 3)
+    n, runs = (200, 1) if args.tiny else (3000, args.runs)
     load = os.getloadavg()
     pg_url = None
     admin = None
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="archive-bench-") as tmp:
         run = Run(Path(tmp))
         try:
-            figures = memory_and_disk(run, n, pg_url)
+            figures = {} if args.throughput_only else memory_and_disk(run, n, pg_url)
             figures["throughput"] = throughput(run, n, runs)
         finally:
             run.close()
@@ -323,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     figures["load_before"] = [round(x, 2) for x in load]
     figures["load_after"] = [round(x, 2) for x in os.getloadavg()]
     tp = figures["throughput"]
+    figures["cpu_ratio_per_run"] = [
+        round(a / w, 3) for a, w in zip(tp["cpu_ms"]["archiving"], tp["cpu_ms"]["without"], strict=True)
+    ]
     figures["throughput_ratio"] = statistics.median(tp["rate"]["archiving"]) / statistics.median(
         tp["rate"]["without"]
     )
