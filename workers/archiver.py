@@ -89,16 +89,18 @@ def compact_pass(store: EventStore, *, now: float | None = None) -> int:
     return done
 
 
-_archives: dict[int, Archive] = {}
+_archives: dict[tuple[int, str], Archive] = {}
 
 
 def archive_for(settings: Settings) -> Archive | None:
     """This process's Archive (None without ARCHIVE_DATABASE_URL): connections are not shared across forks."""
-    if not settings.archive_database_url:
+    url = settings.archive_database_url
+    if not url:
         return None
-    pid = os.getpid()
-    found = _archives.get(pid)
+    key = (os.getpid(), url)
+    found = _archives.get(key)
     if found is None:
-        _archives.clear()
-        found = _archives[pid] = Archive.from_url(settings.archive_database_url)
+        for stale in [k for k in _archives if k[0] != key[0]]:
+            del _archives[stale]  # a parent's, inherited through a fork: never used here
+        found = _archives[key] = Archive.from_url(url)
     return found
