@@ -7,6 +7,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cli import embedded
+from core.archive import Archive
+from core.history import Events
 from core.settings import Settings
 from core.store import EventStore
 
@@ -29,6 +31,21 @@ def mirror_url(s: Settings) -> str:
 def default_mirror_url(data_dir: Path) -> str:
     """sqlite:///$DATA_DIR/mirror.sqlite3 (absolute)."""
     return f"sqlite:///{(data_dir.resolve() / 'mirror.sqlite3')}"
+
+
+def archive_url(s: Settings) -> str | None:
+    """The archive's database: ARCHIVE_DATABASE_URL (or MIRROR_DATABASE_URL), else the SQLite file a local
+    `run` keeps under DATA_DIR, if there is one."""
+    if s.archive_database_url:
+        return s.archive_database_url
+    local = s.data_dir.resolve() / "mirror.sqlite3"
+    return default_mirror_url(s.data_dir) if local.exists() else None
+
+
+def events(s: EventStore) -> Events:
+    """Events of both tiers: the store's and the archive's (when there is one)."""
+    url = archive_url(s.settings)
+    return Events(s, Archive.from_url(url) if url else None)
 
 
 def store() -> EventStore:

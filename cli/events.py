@@ -1,4 +1,4 @@
-"""`voucherify-ingest events list|show`: read the event store."""
+"""`voucherify-ingest events list|show`: read the events, in Redis and in the archive."""
 
 from __future__ import annotations
 
@@ -29,7 +29,11 @@ def register(sub: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    events = common.store().list_events(status=args.status, event_type=args.event_type, limit=args.limit)
+    both = common.events(common.store())
+    try:
+        events = both.list_events(status=args.status, event_type=args.event_type, limit=args.limit)
+    finally:
+        both.close()
     if args.json:
         print(json.dumps({"events": events}, indent=2))
         return 0
@@ -43,12 +47,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = common.store()
-    doc = store.document(args.id)
+    events = common.events(common.store())
+    try:
+        doc = events.document(args.id)
+        if doc is not None and args.raw:
+            doc["raw"] = (events.raw(args.id) or b"").decode("utf-8", "replace")
+    finally:
+        events.close()
     if doc is None:
         print(f"no event {args.id}", file=sys.stderr)
         return 1
-    if args.raw:
-        doc["raw"] = (store.raw(args.id) or b"").decode("utf-8", "replace")
     print(json.dumps(doc, indent=2))
     return 0

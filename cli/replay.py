@@ -9,6 +9,8 @@ from collections import Counter
 from typing import Any
 
 from cli import common
+from core.archive import Archive
+from core.history import Events
 from core.queue import TaskQueue
 from core.replay import (
     NOTHING,
@@ -48,15 +50,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print("give an event id or filters, not both", file=sys.stderr)
         return 2
     store = common.store()
+    events = common.events(store)
+    try:
+        return _replay(args, store, events)
+    finally:
+        events.close()
+
+
+def _replay(args: argparse.Namespace, store: EventStore, events: Events) -> int:
     queue = TaskQueue(store.settings)
     if args.id:
-        if store.document(args.id) is None:
+        if events.document(args.id) is None:
             print(f"no event {args.id}", file=sys.stderr)
             return 1
         if args.dry_run:
             print(f"would replay 1 event: {args.id}")
             return 0
-        if not replay_one(store, queue, args.id, all_actions=args.all_actions):
+        if not replay_one(store, queue, args.id, all_actions=args.all_actions, archive=events.archive):
             print(f"no event {args.id}", file=sys.stderr)
             return 1
         print(f"replayed {args.id}")
@@ -71,17 +81,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print("no filter given: add --all to replay every stored event", file=sys.stderr)
         return 2
     if args.dry_run:
-        total = count_matching(store, flt)
+        total = count_matching(store, flt, archive=events.archive)
         print(f"would replay {total} event(s)")
         _print_would_run(would_run(store, flt, all_actions=args.all_actions), total)
         return 0
-    return _replay_job(store, queue, flt, all_actions=args.all_actions)
+    return _replay_job(store, queue, flt, all_actions=args.all_actions, archive=events.archive)
 
 
-def _replay_job(store: Any, queue: TaskQueue, flt: ReplayFilter, *, all_actions: bool) -> int:
+def _replay_job(
+    store: Any, queue: TaskQueue, flt: ReplayFilter, *, all_actions: bool, archive: Archive | None
+) -> int:
     """Start a bulk replay job (a worker runs it, as for POST /admin/replay) and draw its progress."""
     try:
-        job = start_job(store, queue, flt, all_actions=all_actions)
+        job = start_job(store, queue, flt, all_actions=all_actions, archive=archive)
     except JobNotStartedError as exc:
         print(f"cannot reach the broker: job {exc} was not started", file=sys.stderr)
         return 1

@@ -52,6 +52,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print(f"mirror     {redact(mirror_url)} (schema {after}{'' if before == after else ', migrated'})")
+    # The archive (settled events leave the embedded store after ARCHIVE_AFTER_SECONDS): the mirror's database
+    # unless ARCHIVE_DATABASE_URL names another, migrated here too.
+    archive_url = os.environ.get("ARCHIVE_DATABASE_URL", "").strip() and settings.archive_database_url
+    if archive_url and archive_url != mirror_url:
+        engine = db.make_engine(archive_url)
+        try:
+            before, after = db.upgrade(engine)
+        finally:
+            engine.dispose()
+        print(f"archive    {redact(archive_url)} (schema {after}{'' if before == after else ', migrated'})")
+    else:
+        print(f"archive    settled events move to the mirror's database after {settings.archive_after_s} s")
     server = None
     if not settings.store_configured:
         server = embedded.start(data_dir / "valkey")

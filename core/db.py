@@ -1,4 +1,8 @@
-"""The SQL database: the engine factory and Alembic migrations, shared by the mirror (and the archive later).
+"""The SQL database: the engine factory and Alembic migrations, shared by the mirror and the archive.
+
+One chain of revisions creates both the mirror's tables and the archive's: by default both live in one
+database (ARCHIVE_DATABASE_URL defaults to MIRROR_DATABASE_URL); a separate archive database gets the
+mirror's tables too, empty.
 
 SQLite gets WAL and a busy timeout, so several worker processes can write one file; PostgreSQL goes through
 psycopg 3. Migrations ship inside the package (core/migrations) and run with `voucherify-ingest db upgrade`
@@ -103,10 +107,10 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     return before, head()
 
 
-def check(engine: Engine) -> None:
+def check(engine: Engine, what: str = "mirror") -> None:
     """Raise SchemaError unless the database is at the revision this code needs (connection errors pass)."""
     rev = current(engine)
     if rev != head():
         raise SchemaError(
-            f"the mirror database is at revision {rev or 'none (empty)'}, this code needs {head()}"
+            f"the {what} database is at revision {rev or 'none (empty)'}, this code needs {head()}"
         )

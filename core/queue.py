@@ -20,6 +20,7 @@ from core.settings import Settings
 
 PROCESS_EVENT = "voucherify.process_event"
 RECONCILE = "voucherify.reconcile"
+ARCHIVE = "voucherify.archive"  # move settled events to the disk archive (workers/archiver.py)
 REPLAY_JOB = "voucherify.replay_job"  # a bulk replay, run by a worker a page at a time (ingest/replay.py)
 
 LIVE_QUEUE = "events"  # fresh deliveries from the intake
@@ -27,6 +28,9 @@ REPLAY_QUEUE = "replay"  # replays, retries and reconciler hand-offs: live traff
 # The reconciler's own periodic task, alone: behind a backlog of `replay` it would expire unrun, and the
 # backlog is exactly when lost messages must still be noticed.
 RECONCILE_QUEUE = "reconcile"
+# The archiver's periodic task, alone too: an archive database that is slow or down must not hold back the
+# reconciler's.
+ARCHIVE_QUEUE = "archive"
 
 
 def is_amqp(broker_url: str) -> bool:
@@ -50,7 +54,7 @@ def queues(settings: Settings) -> tuple[Queue, ...]:
     # `replay` and the reconciler's queue under sustained live traffic.
     return tuple(
         Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True, queue_arguments=args)
-        for name in (LIVE_QUEUE, REPLAY_QUEUE, RECONCILE_QUEUE)
+        for name in (LIVE_QUEUE, REPLAY_QUEUE, RECONCILE_QUEUE, ARCHIVE_QUEUE)
     )
 
 

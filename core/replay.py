@@ -16,9 +16,12 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any, Protocol
 
+from core.archive import Archive
+from core.history import Events
 from core.queue import REPLAY_QUEUE, TaskQueue
 from core.states import ActionStatus
 from core.store import EventStore, iso
+from core.store.jobs import JOB_PAGE
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,25 @@ class ReplayFilter:
     until: float | None = None
 
 
-def replay_one(store: EventStore, queue: EventQueue, event_id: str, *, all_actions: bool = False) -> bool:
-    """Reset one event for replay and enqueue it; False if there is no such event."""
+def replay_one(
+    store: EventStore,
+    queue: EventQueue,
+    event_id: str,
+    *,
+    all_actions: bool = False,
+    archive: Archive | None = None,
+) -> bool:
+    """Reset one event for replay and enqueue it; False if there is no such event.
+
+    An archived event is brought back into Redis first, and runs from there as any other.
+    """
+    if archive is not None and not Events(store, archive).bring_back(event_id):
+        return False
     if not store.reset_for_replay(event_id, all_actions=all_actions):
         return False
+    # A body compressed once the event settled is put back as received before a worker can start it (the
+    # reset above moved the event out of the settled statuses, so it is not compressed again meanwhile).
+    store.expand_raw(event_id)
     # If the send fails, the event is in the outbox already: the reconciler hands it over.
     with contextlib.suppress(Exception):
         queue.process_event(event_id, queue=REPLAY_QUEUE)
@@ -95,19 +113,27 @@ def replay_many(
     dry_run: bool = False,
     all_actions: bool = False,
     progress: Callable[[int], None] | None = None,
+    archive: Archive | None = None,
 ) -> int:
-    """Replay every event matching `flt` (oldest first); with dry_run only count them."""
+    """Replay every event matching `flt` (oldest first in each tier); with dry_run only count them."""
     # Collect first: replaying moves events between the status indexes we iterate.
     ids = list(
         store.iter_ids(
             status=flt.status, event_type=flt.event_type, since=flt.since, until=flt.until, newest_first=False
         )
     )
+    if archive is not None:
+        ids += [
+            e.id
+            for e in Events(store, archive).iter_archived(
+                status=flt.status, event_type=flt.event_type, since=flt.since, until=flt.until
+            )
+        ]
     if dry_run:
         return len(ids)
     done = 0
     for event_id in ids:
-        if replay_one(store, queue, event_id, all_actions=all_actions):
+        if replay_one(store, queue, event_id, all_actions=all_actions, archive=archive):
             done += 1
         if progress is not None:
             progress(done)
@@ -142,9 +168,9 @@ class JobNotStartedError(Exception):
     """The job was written down but could not be handed to a worker (the broker is unreachable)."""
 
 
-def count_matching(store: EventStore, flt: ReplayFilter) -> int:
-    """How many events match `flt`, counted by the store without listing them (a dry run's answer)."""
-    return store.count_matching(
+def count_matching(store: EventStore, flt: ReplayFilter, *, archive: Archive | None = None) -> int:
+    """How many events match `flt` in both tiers, counted without listing them (a dry run's answer)."""
+    return Events(store, archive).count_matching(
         status=flt.status, event_type=flt.event_type, since=flt.since, until=flt.until
     )
 
@@ -156,6 +182,7 @@ def start_job(
     *,
     all_actions: bool = False,
     now: float | None = None,
+    archive: Archive | None = None,
 ) -> dict[str, Any]:
     """Write down a bulk replay job and hand it to a worker; its view (see job_view)."""
     now = time.time() if now is None else now
@@ -173,7 +200,7 @@ def start_job(
             "since": None if flt.since is None else repr(flt.since),
             "until": repr(flt.until),
             "all_actions": int(all_actions),
-            "total": count_matching(store, flt),
+            "total": count_matching(store, flt, archive=archive),
             "done": 0,
             "created_at": repr(now),
             "updated_at": repr(now),
@@ -227,11 +254,15 @@ def run_job(
     *,
     slice_s: float = 20.0,
     clock: Callable[[], float] = time.monotonic,
+    archive: Archive | None = None,
 ) -> str | None:
     """Work on a replay job for about `slice_s` seconds; its state after ("running": send it on), or None.
 
     Safe to run twice at once or again after a crash: one runner holds the job's lock, another waits for it
     (a dead runner's lock lapses within JOB_LOCK_S), and the walk resumes from what is written down.
+    With an archive, the walk goes on through the archive once Redis's index is done (`phase` "archive"):
+    an event archived while the job walked Redis is found there, and one replayed from Redis is not
+    archived again before the job ends (it changed, so it stays hot for ARCHIVE_AFTER_SECONDS).
     """
     deadline = clock() + slice_s
     token = secrets.token_hex(8)
@@ -254,7 +285,7 @@ def run_job(
         pos = int(job.get("page_pos") or 0)
         while clock() < deadline:
             if pos >= len(page):
-                page, pos = store.next_job_page(job_id, job), 0
+                page, pos = _next_page(store, archive, job_id, job), 0
                 if not page:
                     now = repr(time.time())
                     store.save_job(
@@ -264,7 +295,7 @@ def run_job(
                 job = store.load_job(job_id) or job
                 store.keep_job_lock(job_id)
             event_id = page[pos]
-            replayed = replay_one(store, queue, event_id, all_actions=all_actions)
+            replayed = replay_one(store, queue, event_id, all_actions=all_actions, archive=archive)
             pos += 1
             store.save_job(
                 job_id, {"page_pos": pos, "updated_at": repr(time.time())}, incr_done=int(replayed)
@@ -272,3 +303,37 @@ def run_job(
         return "running"
     finally:
         store.release_job_lock(job_id, token)
+
+
+def _next_page(store: EventStore, archive: Archive | None, job_id: str, job: dict[str, str]) -> list[str]:
+    """The job's next page of ids: from Redis's index, then (with an archive) from the archive."""
+    if job.get("phase") != "archive":
+        page = store.next_job_page(job_id, job)
+        if page or archive is None:
+            return page
+        job = {**job, "phase": "archive", "cursor_score": "", "cursor_id": ""}
+        store.save_job(job_id, {"phase": "archive", "cursor_score": "", "cursor_id": ""})
+    assert archive is not None
+    after = (float(job["cursor_score"]), job["cursor_id"]) if job.get("cursor_score") else None
+    rows = Events(store, archive).archived(
+        status=job.get("status") or None,
+        event_type=job.get("type") or None,
+        since=float(job["since"]) if job.get("since") else None,
+        until=float(job["until"]) if job.get("until") else None,
+        after=after,
+        newest_first=False,
+        limit=JOB_PAGE,
+    )
+    if not rows:
+        return []
+    page = [r.id for r in rows]
+    store.save_job(
+        job_id,
+        {
+            "cursor_score": repr(rows[-1].received_at),
+            "cursor_id": rows[-1].id,
+            "page": json.dumps(page),
+            "page_pos": 0,
+        },
+    )
+    return page

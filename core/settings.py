@@ -109,6 +109,16 @@ class Settings:
     mirror_database_url: str | None = None
     # PostgreSQL only: commit the mirror's writes without waiting for the WAL flush (docs/mirror.md, "Cost").
     mirror_async_commit: bool = False
+    # The disk archive (core/archive): settled events older than archive_after_s leave Redis for this
+    # database (SQLAlchemy URL). Defaults to the mirror's database; None: no archive, events stay in Redis
+    # until their retention (their raw bodies compressed once settled).
+    archive_database_url: str | None = None
+    archive_after_s: int = 3600
+    # How often the archiver runs (its own beat entry and queue, workers/archiver.py).
+    archive_interval_s: float = 10.0
+    # How long the archive keeps an event after it settled.
+    archive_retention_processed_s: int = 90 * 86400
+    archive_retention_failed_s: int = 365 * 86400
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -164,6 +174,14 @@ class Settings:
             log_format=_choice(env, "LOG_FORMAT", "AUTO", ("AUTO", "JSON", "TEXT")).lower(),
             mirror_database_url=_database_url(env, "MIRROR_DATABASE_URL"),
             mirror_async_commit=_bool(env, "MIRROR_ASYNC_COMMIT", False),
+            archive_database_url=_database_url(env, "ARCHIVE_DATABASE_URL")
+            or _database_url(env, "MIRROR_DATABASE_URL"),
+            archive_after_s=_int(env, "ARCHIVE_AFTER_SECONDS", 3600, minimum=1),
+            archive_interval_s=_float(env, "ARCHIVE_INTERVAL_SECONDS", 10.0, minimum=0.1),
+            archive_retention_processed_s=_int(
+                env, "ARCHIVE_RETENTION_PROCESSED_SECONDS", 90 * 86400, minimum=1
+            ),
+            archive_retention_failed_s=_int(env, "ARCHIVE_RETENTION_FAILED_SECONDS", 365 * 86400, minimum=1),
         )
         return _checked(settings, env)
 
@@ -200,13 +218,18 @@ def _checked(settings: Settings, env: Mapping[str, str]) -> Settings:
             f"got {settings.smtp_deadline_s:g}"
         )
     floor = max(settings.retention_processed_s, settings.retention_failed_s, settings.dedup_window_s)
+    if settings.archive_database_url:
+        # An archived event can be replayed for as long as the archive keeps it.
+        floor = max(floor, settings.archive_retention_processed_s, settings.archive_retention_failed_s)
     if settings.notify_remember_s >= floor:
         return settings
     if env.get("NOTIFY_REMEMBER_SECONDS", "").strip():
         # Set explicitly shorter: refused, because an event kept (or re-sent) past it would email again.
         raise ConfigError(
             f"NOTIFY_REMEMBER_SECONDS: must be at least the longest of RETENTION_PROCESSED_SECONDS, "
-            f"RETENTION_FAILED_SECONDS and DEDUP_WINDOW_SECONDS ({floor}), got {settings.notify_remember_s}"
+            f"RETENTION_FAILED_SECONDS, DEDUP_WINDOW_SECONDS and, with an archive, "
+            f"ARCHIVE_RETENTION_PROCESSED_SECONDS and ARCHIVE_RETENTION_FAILED_SECONDS ({floor}), "
+            f"got {settings.notify_remember_s}"
         )
     # Left at its default while a retention was set longer: the memory follows the longest one.
     return replace(settings, notify_remember_s=floor)

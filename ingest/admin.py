@@ -56,7 +56,7 @@ def list_events() -> Response:
     if status and status not in STATUSES:
         abort(400, description=f"status: must be one of {', '.join(STATUSES)}")
     limit = _limit(request.args.get("limit"))
-    events = services().store.list_events(
+    events = services().events.list_events(
         status=status,
         event_type=request.args.get("type") or None,
         since=parse_time(request.args.get("since"), "since"),
@@ -68,7 +68,7 @@ def list_events() -> Response:
 
 @bp.get("/events/<event_id>")
 def show_event(event_id: str) -> Response:
-    doc = services().store.document(event_id)
+    doc = services().events.document(event_id)
     if doc is None:
         abort(404, description=f"no event {event_id}")
     return jsonify(doc)
@@ -78,7 +78,7 @@ def show_event(event_id: str) -> Response:
 def replay_event(event_id: str) -> tuple[Response, int]:
     svc = services()
     everything = request.args.get("all", "") in ("1", "true", "yes")
-    if not replay_one(svc.store, svc.queue, event_id, all_actions=everything):
+    if not replay_one(svc.store, svc.queue, event_id, all_actions=everything, archive=svc.archive):
         abort(404, description=f"no event {event_id}")
     return jsonify(id=event_id, status=Status.QUEUED, queue=REPLAY_QUEUE), 202
 
@@ -109,11 +109,11 @@ def replay_bulk() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]
         until=parse_time(body.get("until"), "until"),
     )
     if dry_run:
-        return jsonify(count=count_matching(svc.store, flt), dry_run=True), 200
+        return jsonify(count=count_matching(svc.store, flt, archive=svc.archive), dry_run=True), 200
     if flt == ReplayFilter() and not everything:
         abort(400, description='all: no filter given; send {"all": true} to replay every stored event')
     try:
-        job = start_job(svc.store, svc.queue, flt, all_actions=all_actions)
+        job = start_job(svc.store, svc.queue, flt, all_actions=all_actions, archive=svc.archive)
     except JobNotStartedError as exc:
         return (
             jsonify(error="broker_unavailable", message=f"job {exc} could not be handed to a worker"),

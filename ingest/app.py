@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify
 from flask.json.provider import DefaultJSONProvider
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from core.archive import Archive
 from core.logs import configure_logging, secrets_of, warn_if_unsigned
 from core.mirror import Mirror
 from core.queue import TaskQueue
@@ -40,6 +42,8 @@ def create_app(
         store=store or EventStore.from_settings(settings, timeout=2.0),
         queue=queue or TaskQueue(settings),
         mirror=_mirror(settings),
+        # The engine connects on first use, like the mirror's.
+        archive=Archive.from_url(settings.archive_database_url) if settings.archive_database_url else None,
     )
     init_app(app, svc)
     app.register_blueprint(views.bp)
@@ -63,6 +67,15 @@ def create_app(
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
         body = jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description)
         return body, exc.code or 500, headers
+
+    @app.errorhandler(DBAPIError)
+    def database_down(exc: DBAPIError) -> tuple[Response, int, dict[str, str]]:
+        # The archive (or the mirror) did not answer a read: not the caller's fault, and not a crash.
+        body = jsonify(
+            error="database_unavailable",
+            message=f"the archive database did not answer: {type(exc.orig).__name__}",
+        )
+        return body, 503, {"Retry-After": "5"}
 
     return app
 

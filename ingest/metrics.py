@@ -196,6 +196,12 @@ class WorkerCollector:
             counts = self.store.counts()
             outbox = self.store.outbox_size()
             oldest = self.store.oldest_unfinished()
+            settings = self.store.settings
+            lag = (
+                self.store.archive_lag(after_s=settings.archive_after_s)
+                if settings.archive_database_url
+                else None
+            )
         except redis.RedisError:
             counters = None
         yield GaugeMetricFamily(
@@ -232,6 +238,19 @@ class WorkerCollector:
                 "Messages the reconciler sent: lost enqueues, workers lost mid-event, actions' retries.",
                 counters.handoffs,
             )
+
+            yield CounterMetricFamily(
+                f"{PREFIX}_archived_events",
+                "Events moved from Redis to the disk archive (one replayed and archived again counts again).",
+                counters.archived,
+            )
+            if lag is not None:
+                yield GaugeMetricFamily(
+                    f"{PREFIX}_archive_lag_seconds",
+                    "How long the oldest settled event due for the archive has waited past "
+                    "ARCHIVE_AFTER_SECONDS (0: the archiver is keeping up).",
+                    lag,
+                )
 
             stale = CounterMetricFamily(
                 f"{PREFIX}_mirror_stale",

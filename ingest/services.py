@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
+from core.history import Events
 from core.queue import TaskQueue
 from core.settings import Settings
 from core.store import EventStore
 
 if TYPE_CHECKING:
+    from core.archive import Archive
     from core.mirror import Mirror
 
 
@@ -27,6 +29,12 @@ class Services:
     store: EventStore
     queue: TaskQueue
     mirror: Mirror | None = None  # the admin API's read side of the mirror (MIRROR_DATABASE_URL)
+    archive: Archive | None = None  # the disk archive (ARCHIVE_DATABASE_URL): read with `events`
+
+    @property
+    def events(self) -> Events:
+        """Events of both tiers, Redis and the archive: what every view reads events through."""
+        return Events(self.store, self.archive)
 
 
 def init_app(app: Flask, services: Services) -> None:

@@ -175,6 +175,76 @@ class HttpSink:
         self.server.server_close()
 
 
+class TcpProxy:
+    """A TCP forwarder from a local port to `target_port` that a test can cut (every connection closed, new
+    ones refused) and restore on the same port: a database that goes away without stopping the real one."""
+
+    def __init__(self, target_port: int, port: int = 0) -> None:
+        self.target_port = target_port
+        self.port = port or free_port()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+
+    def start(self) -> TcpProxy:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut or stopped
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Refuse new connections and drop every open one."""
+        if self._listener is not None:
+            # shutdown wakes the thread blocked in accept() (close alone would leave it listening).
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            c.close()
+
+    def restore(self) -> None:
+        """Accept connections again, on the same port."""
+        self.start()
+
+    stop = cut
+
+
 class Proc:
     """A child process in its own process group, its output captured to a file."""
 
@@ -404,9 +474,11 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 
 def fresh_mirror_url(kind: str, postgres: str | None, tmp_path: Path) -> str:
-    """An empty, migrated mirror database of `kind` ("sqlite" or "postgresql"); skips when none answers."""
+    """An empty, migrated mirror (and archive) database of `kind` ("sqlite" or "postgresql"); skips when none
+    answers."""
 
     from core import db
+    from core.archive.tables import archived
     from core.mirror.tables import TABLES, history
 
     if kind == "sqlite":
@@ -419,7 +491,7 @@ def fresh_mirror_url(kind: str, postgres: str | None, tmp_path: Path) -> str:
     try:
         db.upgrade(engine)
         with engine.begin() as conn:
-            for t in (*TABLES.values(), history):
+            for t in (*TABLES.values(), history, archived):
                 conn.execute(t.delete())
     finally:
         engine.dispose()

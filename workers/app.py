@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from celery import Celery
 
 from core.logs import configure_logging, secrets_of, warn_if_unsigned
-from core.queue import RECONCILE, RECONCILE_QUEUE, celery_config
+from core.queue import ARCHIVE, ARCHIVE_QUEUE, RECONCILE, RECONCILE_QUEUE, celery_config
 from core.settings import Settings
 from schemas import fastpath
 from workers import broker
@@ -33,9 +33,10 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
     _check_handlers(settings)
     _check_templates(settings)
     _check_mirror(settings)
+    _check_archive(settings)
     app = WorkerApp("workers", set_as_current=True)
     app.settings = settings
-    # celery_config() declares the queues: a plain `celery -A workers worker` consumes all three, taking
+    # celery_config() declares the queues: a plain `celery -A workers worker` consumes all four, taking
     # turns between them (core/queue.py says why that keeps live deliveries ahead of a replay backlog).
     app.conf.update(celery_config(settings))
     app.conf.update(
@@ -45,7 +46,13 @@ def create_celery(settings: Settings | None = None) -> WorkerApp:
                 "schedule": settings.reconcile_interval_s,
                 # A reconcile that could not run in time is pointless: the next one is coming.
                 "options": {"queue": RECONCILE_QUEUE, "expires": max(settings.reconcile_interval_s * 2, 10)},
-            }
+            },
+            # Moves settled events to the archive (or, without one, compresses their bodies in Redis).
+            "archive": {
+                "task": ARCHIVE,
+                "schedule": settings.archive_interval_s,
+                "options": {"queue": ARCHIVE_QUEUE, "expires": max(settings.archive_interval_s * 2, 10)},
+            },
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )
@@ -95,24 +102,34 @@ def _check_templates(settings: Settings) -> None:
 
 def _check_mirror(settings: Settings) -> None:
     """Refuse to start (exit code 2) on a mirror database behind the code: every write would fail."""
-    if not settings.mirror_database_url:
-        return
+    if settings.mirror_database_url:
+        _check_database(settings.mirror_database_url, "mirror", "MIRROR_DATABASE_URL")
+
+
+def _check_archive(settings: Settings) -> None:
+    """Refuse to start (exit code 2) on an archive database behind the code (when it is not the mirror's)."""
+    url = settings.archive_database_url
+    if url and url != settings.mirror_database_url:
+        _check_database(url, "archive", "ARCHIVE_DATABASE_URL")
+
+
+def _check_database(url: str, what: str, variable: str) -> None:
     from sqlalchemy.exc import DBAPIError
 
     from core import db
 
-    engine = db.make_engine(settings.mirror_database_url)
+    engine = db.make_engine(url)
     try:
-        db.check(engine)
+        db.check(engine, what)
     except db.SchemaError as exc:
-        message = f"{exc}; run `{exc.command}` (MIRROR_DATABASE_URL)"
-        log.critical("worker refused to start: %s", message, extra={"reason": "mirror_schema"})
+        message = f"{exc}; run `{exc.command}` ({variable})"
+        log.critical("worker refused to start: %s", message, extra={"reason": f"{what}_schema"})
         print(f"configuration error: {message}", file=sys.stderr, flush=True)
         raise SystemExit(2) from exc
     except DBAPIError as exc:
-        # Unreachable now is not wrong: the mirror action retries until the database answers.
+        # Unreachable now is not wrong: the mirror action and the archiver retry until the database answers.
         log.warning(
-            "mirror database not reachable at start",
+            f"{what} database not reachable at start",
             extra={"reason": "database", "error": type(exc.orig).__name__},
         )
     finally:

@@ -8,8 +8,8 @@ from typing import Any
 from celery import Task, shared_task
 
 from core import replay
-from core.queue import PROCESS_EVENT, RECONCILE, REPLAY_JOB, REPLAY_QUEUE, queue_lengths
-from workers import pipeline, reconciler
+from core.queue import ARCHIVE, PROCESS_EVENT, RECONCILE, REPLAY_JOB, REPLAY_QUEUE, queue_lengths
+from workers import archiver, pipeline, reconciler
 from workers.actions import mirror as mirror_action
 from workers.runtime import runtime_for
 
@@ -73,7 +73,21 @@ def replay_job(self: Task, job_id: str) -> str | None:
         _SendOnReplay(self.app),
         job_id,
         slice_s=max(1.0, min(20.0, settings.task_time_limit_s / 3)),
+        archive=archiver.archive_for(settings),
     )
     if state == "running":
         self.app.send_task(REPLAY_JOB, args=[job_id], queue=REPLAY_QUEUE)
     return state
+
+
+@task(ARCHIVE)
+def archive(self: Task) -> int:
+    settings = self.app.settings
+    store = runtime_for(settings).store
+    found = archiver.archive_for(settings)
+    if found is None:
+        return archiver.compact_pass(store)
+    # A pass well inside the task's time limit; what is left is taken by the next one.
+    return archiver.archive_or_wait(
+        store, found, budget_s=max(1.0, min(20.0, settings.task_time_limit_s / 3))
+    )

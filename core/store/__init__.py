@@ -30,14 +30,19 @@ Keys (prefix `vw` by default; one Redis database per deployment):
     {p}:prune:cursor   string where the retention sweep (`prune_expired`) left off
     {p}:job:{id}       hash   a bulk replay job (jobs.py), and {p}:job:{id}:lock its one runner
     {p}:mail:status    string what the last worker to start found about the SMTP server (core.mailstatus)
+    {p}:compact:{status} string where compacting settled bodies (no archive) got to in that status's index
+
+With an archive (core/archive), a settled event's ev, raw and act keys and its index entries are deleted once
+it is archived (`archiving`, lua/forget.lua); its dedup claim, reservations and counters stay. Without one,
+a settled event's body is compressed in place (`raw_codec` on its document names the codec).
 
 Terminal events expire (ev, raw and act keys get a TTL when they settle); their ids are then dropped from
 the index zsets lazily by listings and steadily by `prune_expired`, which the reconciler calls.
 
 The store is split along its seams: `deliveries` (the intake's write), `life` (an event's life in the
-workers), `reservations` (side effects at most once), `queries` (admin API, CLI, metrics), `retention`
-and `jobs` (bulk replays); their Lua scripts are in `lua/`, each starting with its KEYS, ARGV and what it
-returns.
+workers), `reservations` (side effects at most once), `queries` (admin API, CLI, metrics), `retention`,
+`jobs` (bulk replays) and `archiving` (moving settled events to the disk archive); their Lua scripts are
+in `lua/`, each starting with its KEYS, ARGV and what it returns.
 
 Every state change of an event is one Lua script, so the document, the status indexes and the outbox never
 disagree, and the intake's write is one atomic round trip. Scripts compute further key names from the prefix,
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 from core.settings import Settings
 from core.states import STATUSES, TERMINAL
+from core.store.archiving import Archiving
 from core.store.base import (
     COMPLETE_RETRY_INTERVAL_S,
     Done,
@@ -88,7 +94,7 @@ __all__ = [
 ]
 
 
-class EventStore(Deliveries, EventLife, Reservations, Queries, Retention, Jobs, Routes):
+class EventStore(Deliveries, EventLife, Reservations, Queries, Retention, Jobs, Routes, Archiving):
     """Events, their actions' state, reservations and the outbox, in one Redis."""
 
     @classmethod

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from core.archive import codec
 from core.states import STATUSES, UNFINISHED
 from core.store.base import StoreBase, StoredEvent, iso, text
 from schemas import event_types
@@ -23,6 +24,7 @@ class WorkerCounters:
     late: int = 0  # deliveries whose event was older than the dedup window when validated
     handoffs: int = 0  # messages the reconciler sent
     mirror_stale: dict[str, int] = field(default_factory=dict)  # mirror table -> stale snapshots
+    archived: int = 0  # events moved to the disk archive
 
 
 class Queries(StoreBase):
@@ -39,15 +41,16 @@ class Queries(StoreBase):
             "event_type",
             "attempts",
             "unfinished_starts",
+            "raw_codec",
         )
         pipe.get(self.key("raw", event_id))
-        (status, source, received_at, event_type, attempts, unfinished), raw = pipe.execute()
+        (status, source, received_at, event_type, attempts, unfinished, name), raw = pipe.execute()
         if status is None or raw is None:
             return None
         return StoredEvent(
             id=event_id,
             status=status.decode(),
-            raw=raw,
+            raw=codec.decompress(raw, name.decode()) if name else raw,
             source=(source or b"").decode(),
             received_at=float(received_at or 0),
             event_type=(event_type or b"").decode(),
@@ -61,12 +64,18 @@ class Queries(StoreBase):
         pipe.hgetall(self.key("ev", event_id))
         pipe.hgetall(self.key("act", event_id))
         ev, acts = pipe.execute()
-        return _document(ev, acts)
+        return as_document(ev, acts)
 
     def raw(self, event_id: str) -> bytes | None:
-        """The body exactly as received, or None."""
-        body = self.r.get(self.key("raw", event_id))
-        return body.encode() if isinstance(body, str) else body
+        """The body exactly as received, or None (a body compacted once settled is expanded)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hget(self.key("ev", event_id), "raw_codec")
+        pipe.get(self.key("raw", event_id))
+        name, body = pipe.execute()
+        if body is None:
+            return None
+        body = body.encode() if isinstance(body, str) else body
+        return codec.decompress(body, text(name)) if name else body
 
     def iter_ids(
         self,
@@ -145,7 +154,7 @@ class Queries(StoreBase):
             pipe.hgetall(self.key("ev", i))
             pipe.hgetall(self.key("act", i))
         res = pipe.execute()
-        docs = (_document(res[k], res[k + 1]) for k in range(0, len(res), 2))
+        docs = (as_document(res[k], res[k + 1]) for k in range(0, len(res), 2))
         return [d for d in docs if d is not None]
 
     def oldest_unfinished(self) -> float | None:
@@ -177,6 +186,8 @@ class Queries(StoreBase):
                 out.mirror_stale[rest] = int(value)
             elif kind == "reconciler" and rest == "handed_over":
                 out.handoffs = int(value)
+            elif kind == "archive" and rest == "moved":
+                out.archived = int(value)
         return out
 
     def settled_per_minute(self, *, since: float, until: float) -> dict[int, dict[str, int]]:
@@ -206,18 +217,24 @@ class Queries(StoreBase):
         return dict(zip(STATUSES, (int(n) for n in pipe.execute()), strict=True))
 
 
-def _document(ev: Mapping[bytes, bytes], acts: Mapping[bytes, bytes]) -> dict[str, Any] | None:
+def as_document(
+    ev: Mapping[bytes, bytes] | Mapping[str, str],
+    acts: Mapping[bytes, bytes] | Mapping[str, str],
+    archived_at: float | None = None,
+) -> dict[str, Any] | None:
+    """The event as the admin API shows it, from its document's and actions' hashes (Redis's or the
+    archive's copy of them); `archived_at` set only for an event read from the archive."""
     if not ev:
         return None
-    d = {k.decode(): v.decode() for k, v in ev.items()}
+    d = {text(k): text(v) for k, v in ev.items()}
     actions = {}
-    for name, state in sorted(acts.items()):
+    for name, state in sorted((text(k), v) for k, v in acts.items()):
         s = json.loads(state)
         s["next_attempt_at"] = iso(s.get("next_attempt_at"))
         s["first_attempt_at"] = iso(s.get("first_attempt_at"))
         for h in s.get("history", []):
             h["at"] = iso(h.get("at"))
-        actions[name.decode()] = s
+        actions[name] = s
     return {
         "id": d["id"],
         "status": d.get("status"),
@@ -234,5 +251,7 @@ def _document(ev: Mapping[bytes, bytes], acts: Mapping[bytes, bytes]) -> dict[st
         # The signed event.created_at was older than the dedup window: a resend, not a retry (processed
         # all the same; each action's own memory keeps it from acting twice).
         "late": d.get("late") == "1",
+        # When the event moved to the disk archive (core/archive); None while it is in Redis.
+        "archived_at": iso(archived_at),
         "actions": actions,
     }

@@ -24,6 +24,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.history import archived_document
 from core.logs import mask_email
 from core.queue import queue_lengths
 from core.replay import (
@@ -219,13 +220,13 @@ def events() -> ResponseReturnValue:
     store = services().store
     query = (request.args.get("q") or "").strip()
     if query:
-        found = find_event(store, query)
+        found = find_event(store, query) or services().events.find(query)
         if found:
             return redirect(url_for("console.event", event_id=found), code=303)
     f = _filters()
     since, until = parse_time(f["since"], "since"), parse_time(f["until"], "until")
     cursor = _cursor(request.args.get("cursor"))
-    docs, next_cursor = page_of_events(
+    docs, next_cursor = merged_page(
         store,
         status=f["status"],
         event_type=f["type"],
@@ -325,6 +326,64 @@ def page_of_events(
     return docs, f"{at[0]!r}_{at[1]}" if at else None
 
 
+def merged_page(
+    store: EventStore,
+    *,
+    status: str | None = None,
+    event_type: str | None = None,
+    source: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    cursor: tuple[float, str] | None = None,
+    limit: int = PAGE,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """page_of_events over both tiers: Redis's page merged with the archive's, by position.
+
+    The archive's rows are taken only above the point where Redis's page stopped (its next cursor), so no
+    event of either tier is passed over; an event in both is shown once, from Redis.
+    """
+    hot_docs, hot_next = page_of_events(
+        store,
+        status=status,
+        event_type=event_type,
+        source=source,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+    events = services().events
+    if events.archive is None:
+        return hot_docs, hot_next
+    pipe = store.r.pipeline(transaction=False)
+    for d in hot_docs:
+        pipe.hget(store.key("ev", d["id"]), "received_at")
+    hot = [((float(r or 0), d["id"]), d) for d, r in zip(hot_docs, pipe.execute(), strict=True)]
+    floor = _cursor(hot_next)
+    cold = events.archived(
+        status=status,
+        event_type=event_type,
+        source=source,
+        since=since,
+        until=until,
+        after=cursor,
+        limit=limit + 1,
+    )
+    seen = {i for (_, i), _ in hot}
+    cold_rows = [
+        ((e.received_at, e.id), archived_document(e))
+        for e in cold
+        if e.id not in seen and (floor is None or (e.received_at, e.id) > floor)
+    ]
+    merged = sorted(hot + cold_rows, key=lambda row: row[0], reverse=True)
+    if len(merged) > limit:
+        at: tuple[float, str] | None = merged[limit - 1][0]
+    else:
+        at = floor
+    docs = [d for _, d in merged[:limit]]
+    return docs, f"{at[0]!r}_{at[1]}" if at else None
+
+
 def find_event(store: EventStore, query: str) -> str | None:
     """Our event id, or the id of the event Voucherify's `event.id` (or send-out id) was stored as."""
     if query.startswith("evt_") and store.r.exists(store.key("ev", query)):
@@ -386,11 +445,11 @@ def mirror_row(table: str, key: str) -> str:
 
 @bp.get("/events/<event_id>")
 def event(event_id: str) -> str:
-    store = services().store
-    doc = store.document(event_id)
+    events = services().events
+    doc = events.document(event_id)
     if doc is None:
         abort(404, description=f"no event {event_id}")
-    raw = store.raw(event_id) or b""
+    raw = events.raw(event_id) or b""
     reveal = request.args.get("reveal") == "1"
     if reveal:
         log.warning(
@@ -436,7 +495,7 @@ def flatten_errors(errors: Any, path: str = "") -> list[tuple[str, str]]:
 def replay(event_id: str) -> ResponseReturnValue:
     svc = services()
     everything = request.form.get("all") == "1"
-    if not replay_one(svc.store, svc.queue, event_id, all_actions=everything):
+    if not replay_one(svc.store, svc.queue, event_id, all_actions=everything, archive=svc.archive):
         abort(404, description=f"no event {event_id}")
     log.info("console: replayed one event", extra={"event_id": event_id, "all_actions": everything})
     return redirect(url_for("console.event", event_id=event_id, replayed=1), code=303)
@@ -462,7 +521,7 @@ def bulk_replay() -> ResponseReturnValue:
         if flt == ReplayFilter() and values.get("all") != "1":
             abort(400, description="all: no filter given; confirm a replay of every stored event")
         try:
-            job = start_job(svc.store, svc.queue, flt, all_actions=all_actions)
+            job = start_job(svc.store, svc.queue, flt, all_actions=all_actions, archive=svc.archive)
         except JobNotStartedError as exc:
             abort(503, description=f"job {exc} could not be handed to a worker; try again")
         log.info("console: bulk replay started", extra={"job": job["job"], "total": job["total"]})
@@ -474,7 +533,7 @@ def bulk_replay() -> ResponseReturnValue:
         statuses=STATUSES,
         form={k: values.get(k) or "" for k in ("status", "type", "since", "until")},
         all_actions=all_actions,
-        count=count_matching(svc.store, flt) if shown else None,
+        count=count_matching(svc.store, flt, archive=svc.archive) if shown else None,
         actions=actions,
         routes_at=routes_at,
         limit=WOULD_RUN_LIMIT,

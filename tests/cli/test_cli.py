@@ -239,6 +239,7 @@ class TestRunLifecycle:
             "try it     ",
             "and        ",
             "mirror     ",
+            "archive    ",
             "stop       ",
         )
         lines = svc.proc.output().splitlines()

@@ -54,6 +54,41 @@ def test_worker_refuses_an_old_schema(redis_url: str, tmp_path: Path) -> None:
     assert "MIRROR_DATABASE_URL" in proc.stderr
 
 
+@pytest.mark.integration
+def test_worker_refuses_an_old_archive_schema(redis_url: str, tmp_path: Path) -> None:
+    """The same for an archive database of its own (ARCHIVE_DATABASE_URL, the mirror's migrated)."""
+    mirror = f"sqlite:///{tmp_path}/mirror.sqlite3"
+    engine = db.make_engine(mirror)
+    db.upgrade(engine)
+    engine.dispose()
+    env = worker_env(
+        redis_url,
+        MIRROR_DATABASE_URL=mirror,
+        ARCHIVE_DATABASE_URL=f"sqlite:///{tmp_path}/archive.sqlite3",
+        DATA_DIR=str(tmp_path),
+    )
+    proc = worker_start_refused(env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "the archive database is at revision none" in proc.stderr
+    assert "ARCHIVE_DATABASE_URL" in proc.stderr
+
+
+def test_the_archive_table_is_migrated(tmp_path: Path) -> None:
+    """Revision 0003 creates archived_events with the listings' indexes."""
+    engine = db.make_engine(f"sqlite:///{tmp_path}/a.db")
+    db.upgrade(engine)
+    indexes = {i["name"] for i in inspect(engine).get_indexes("archived_events")}
+    engine.dispose()
+    assert {
+        "ix_archived_events_received",
+        "ix_archived_events_status",
+        "ix_archived_events_type",
+        "ix_archived_events_source",
+        "ix_archived_events_voucherify_id",
+        "ix_archived_events_settled",
+    } <= indexes
+
+
 def test_async_commit_is_per_session(postgres_url: str | None, tmp_path: Path) -> None:
     """MIRROR_ASYNC_COMMIT=1 turns synchronous_commit off for the mirror's sessions only."""
     url = fresh_mirror_url("postgresql", postgres_url, tmp_path)

@@ -96,6 +96,39 @@ class TestFromEnv:
         assert bi.wants("anything")
 
 
+class TestArchive:
+    def test_defaults(self):
+        """No archive unless a database is named; an hour in Redis; 90 days / a year on disk."""
+        s = Settings.from_env({})
+        assert s.archive_database_url is None
+        assert (s.archive_after_s, s.archive_interval_s) == (3600, 10.0)
+        assert (s.archive_retention_processed_s, s.archive_retention_failed_s) == (90 * 86400, 365 * 86400)
+
+    def test_the_archive_defaults_to_the_mirrors_database(self):
+        """`run` and compose set only MIRROR_DATABASE_URL: the archive lives there too, unless set apart."""
+        mirror = {"MIRROR_DATABASE_URL": "postgresql://u@db/mirror"}
+        assert Settings.from_env(mirror).archive_database_url == "postgresql+psycopg://u@db/mirror"
+        apart = {**mirror, "ARCHIVE_DATABASE_URL": "sqlite:////var/archive.sqlite3"}
+        assert Settings.from_env(apart).archive_database_url == "sqlite:////var/archive.sqlite3"
+
+    def test_bad_values_name_the_variable(self):
+        with pytest.raises(ConfigError, match="ARCHIVE_DATABASE_URL"):
+            Settings.from_env({"ARCHIVE_DATABASE_URL": "mysql://db/x"})
+        with pytest.raises(ConfigError, match="ARCHIVE_AFTER_SECONDS"):
+            Settings.from_env({"ARCHIVE_AFTER_SECONDS": "0"})
+
+    def test_the_email_memory_outlasts_the_archive(self):
+        """An archived event can be replayed while the archive keeps it: "already emailed" lasts as long."""
+        env = {"MIRROR_DATABASE_URL": "sqlite:///m.db", "ARCHIVE_RETENTION_FAILED_SECONDS": str(500 * 86400)}
+        assert Settings.from_env(env).notify_remember_s == 500 * 86400
+        with pytest.raises(ConfigError, match="ARCHIVE_RETENTION_FAILED_SECONDS"):
+            Settings.from_env({**env, "NOTIFY_REMEMBER_SECONDS": str(400 * 86400)})
+        # Without an archive its retention does not matter.
+        assert Settings.from_env(
+            {"ARCHIVE_RETENTION_FAILED_SECONDS": str(500 * 86400)}
+        ).notify_remember_s == (400 * 86400)
+
+
 class TestRequireSecrets:
     def test_refuses_without_secret(self):
         with pytest.raises(ConfigError, match="VOUCHERIFY_WEBHOOK_SECRETS"):

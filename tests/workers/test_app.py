@@ -1,7 +1,7 @@
 import pytest
 import redis
 
-from core.queue import LIVE_QUEUE, PROCESS_EVENT, RECONCILE_QUEUE, REPLAY_QUEUE, TaskQueue
+from core.queue import ARCHIVE_QUEUE, LIVE_QUEUE, PROCESS_EVENT, RECONCILE_QUEUE, REPLAY_QUEUE, TaskQueue
 from workers.app import create_celery
 
 
@@ -20,14 +20,16 @@ class TestQueues:
         assert r.llen(REPLAY_QUEUE) == 2
 
     def test_worker_consumes_every_queue(self, settings):
-        """A plain `celery -A workers worker` listens to the live queue, the replay queue and the
-        reconciler's own queue, each with its own exchange and key."""
+        """A plain `celery -A workers worker` listens to the live queue, the replay queue, the reconciler's
+        and the archiver's own queues, each with its own exchange and key."""
         app = create_celery(settings)
-        assert [q.name for q in app.conf.task_queues] == [LIVE_QUEUE, REPLAY_QUEUE, RECONCILE_QUEUE]
+        names = [q.name for q in app.conf.task_queues]
+        assert names == [LIVE_QUEUE, REPLAY_QUEUE, RECONCILE_QUEUE, ARCHIVE_QUEUE]
         assert [(q.exchange.name, q.routing_key) for q in app.conf.task_queues] == [
             (LIVE_QUEUE, LIVE_QUEUE),
             (REPLAY_QUEUE, REPLAY_QUEUE),
             (RECONCILE_QUEUE, RECONCILE_QUEUE),
+            (ARCHIVE_QUEUE, ARCHIVE_QUEUE),
         ]
 
     def test_the_reconciler_runs_on_its_own_queue(self, settings):
@@ -35,6 +37,12 @@ class TestQueues:
         and expired there unrun."""
         app = create_celery(settings)
         assert app.conf.beat_schedule["reconcile"]["options"]["queue"] == RECONCILE_QUEUE
+
+    def test_the_archiver_runs_on_its_own_queue(self, settings):
+        """An archive database that is slow or down holds back only the archiver, never the reconciler."""
+        app = create_celery(settings.with_(archive_interval_s=7.0))
+        entry = app.conf.beat_schedule["archive"]
+        assert (entry["options"]["queue"], entry["schedule"]) == (ARCHIVE_QUEUE, 7.0)
 
 
 class TestUnsignedMode:

@@ -45,7 +45,7 @@ class TestFlower:
             (name,) = wait_for(worker_seen, timeout=30, interval=0.5, what="Flower to list the worker")
             status, body, _ = http("GET", f"{base}/api/workers?workername={name}")
             queues = {q["name"] for q in json.loads(body)[name]["active_queues"]}
-            assert queues == {"events", "replay", "reconcile"}
+            assert queues == {"events", "replay", "reconcile", "archive"}
         finally:
             flower.stop()
             worker.stop()

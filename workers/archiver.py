@@ -1,0 +1,106 @@
+"""The archiver: moves settled events from Redis to the disk archive, and sweeps the archive's retention.
+
+One pass (a periodic task on its own queue, `archive`, so a slow or unreachable archive database never holds
+back the reconciler): read a batch of events settled more than ARCHIVE_AFTER_SECONDS ago, whole, from
+Redis; write them to the archive in one transaction (an upsert: archiving twice is one row); then delete
+them from Redis with lua/forget.lua, which deletes each only if it is unchanged since it was read. Archive
+first, delete second: a crash in between leaves the event in both tiers (listed once, the hot copy wins)
+and the next pass archives it again and deletes it. An event replayed or redelivered meanwhile stays hot.
+
+Without an archive, the pass compresses settled bodies in Redis instead (core/store/archiving.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+
+from core.archive import Archive, ArchivedEvent
+from core.settings import Settings
+from core.store import EventStore
+
+log = logging.getLogger("workers.archiver")
+
+BATCH = 200  # events per archive transaction and per Redis delete
+PRUNE_BATCH = 1000  # archive rows past their retention deleted per pass
+
+
+def archive_pass(
+    store: EventStore,
+    archive: Archive,
+    *,
+    now: float | None = None,
+    batch: int = BATCH,
+    budget_s: float = 20.0,
+    clock: Callable[[], float] = time.monotonic,
+    after_write: Callable[[Sequence[ArchivedEvent]], None] | None = None,
+) -> int:
+    """Move due events to the archive for about `budget_s` seconds at most; how many left Redis.
+
+    `after_write` runs between the archive's commit and the Redis delete (the fault tests kill the process
+    there).
+    """
+    settings = store.settings
+    deadline = clock() + budget_s
+    moved = 0
+    while True:
+        due = store.due_for_archive(now=now, after_s=settings.archive_after_s, limit=batch)
+        if not due:
+            break
+        archive.write(due, now=now)
+        if after_write is not None:
+            after_write(due)
+        moved += len(store.forget_archived(due))
+        if len(due) < batch or clock() >= deadline:
+            break
+    at = time.time() if now is None else now
+    pruned = archive.prune(
+        processed_before=at - settings.archive_retention_processed_s,
+        failed_before=at - settings.archive_retention_failed_s,
+        batch=PRUNE_BATCH,
+    )
+    if moved or pruned:
+        log.info("archiver pass", extra={"archived": moved, "pruned": pruned})
+    return moved
+
+
+def archive_or_wait(store: EventStore, archive: Archive, *, budget_s: float) -> int:
+    """archive_pass, with the archive database unreachable logged once per pass (events wait in Redis, the
+    lag gauge shows it) instead of a traceback: the next pass tries again."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return archive_pass(store, archive, budget_s=budget_s)
+    except DBAPIError as exc:
+        log.warning(
+            "archive database unavailable; events stay in Redis until it answers",
+            extra={"reason": "archive_unavailable", "error": type(exc.orig).__name__},
+        )
+        return 0
+
+
+def compact_pass(store: EventStore, *, now: float | None = None) -> int:
+    """Without an archive: compress the bodies of events settled more than ARCHIVE_AFTER_SECONDS ago."""
+    done = store.compact(now=now, after_s=store.settings.archive_after_s)
+    if done:
+        log.info("compacted settled bodies", extra={"compacted": done})
+    return done
+
+
+_archives: dict[tuple[int, str], Archive] = {}
+
+
+def archive_for(settings: Settings) -> Archive | None:
+    """This process's Archive (None without ARCHIVE_DATABASE_URL): connections are not shared across forks."""
+    url = settings.archive_database_url
+    if not url:
+        return None
+    key = (os.getpid(), url)
+    found = _archives.get(key)
+    if found is None:
+        for stale in [k for k in _archives if k[0] != key[0]]:
+            del _archives[stale]  # a parent's, inherited through a fork: never used here
+        found = _archives[key] = Archive.from_url(url)
+    return found
