@@ -506,7 +506,7 @@ def _check_mirrored(url: str, vouchers: int) -> None:
 
 
 def batch_env(size: int, wait_ms: float | None) -> dict[str, str]:
-    """The workers' environment for one row of the sweep (docs/operations.md names the variables)."""
+    """The workers' environment for one row of the sweep: the micro-batch settings (core/settings.py)."""
     env = {"WORKER_BATCH_SIZE": str(size)}
     if wait_ms is not None:
         env["WORKER_BATCH_WAIT_MS"] = f"{wait_ms:g}"
