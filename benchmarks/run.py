@@ -1,6 +1,6 @@
 """The benchmark: intake and pipeline against the ceilings of Flask and Celery, on this machine, in one run.
 
-    python -m benchmarks.run                # full run (~15 minutes), writes docs/benchmarks.md
+    python -m benchmarks.run                # full run (~20 minutes), writes docs/benchmarks.md
     python -m benchmarks.run --tiny         # seconds; what CI runs so the benchmark keeps working
     python -m benchmarks.run --sweep-only   # only the batch size sweep (WORKER_BATCH_SIZE)
     python -m benchmarks.run --intake-only  # only the intake against its ceiling
