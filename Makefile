@@ -41,5 +41,5 @@ fmt: install ## format and fix what ruff can
 clean: ## remove the virtualenv and caches (not ./var, which holds local data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .mypy_cache .coverage
 
-bench: install ## full benchmark (~10 min): intake and pipeline vs Flask/Celery ceilings -> docs/benchmarks.md
+bench: install ## full benchmark (~20 min): intake, pipeline, batch sweep vs Flask/Celery ceilings -> docs/benchmarks.md
 	$(BIN)/python -m benchmarks.run

@@ -129,10 +129,9 @@ def init_app(app: Flask, settings: Settings, store: EventStore, celery: Celery |
     path = multiproc_dir(settings)
     m = intake_metrics(path)
     # Series exist at zero from the start, so rate() and absent-series alerts work before the first event.
-    for outcome in OUTCOMES:
-        m.requests.labels(outcome)
-    for i in range(len(settings.webhook_secrets)):
-        m.secrets.labels(str(i))
+    # The labelled children are kept: `labels()` costs as much as the increment itself, on every delivery.
+    by_outcome = {outcome: m.requests.labels(outcome) for outcome in OUTCOMES}
+    by_secret = {str(i): m.secrets.labels(str(i)) for i in range(len(settings.webhook_secrets))}
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(path))
@@ -152,13 +151,14 @@ def init_app(app: Flask, settings: Settings, store: EventStore, celery: Celery |
             outcome = "duplicate" if g.get("intake_status") == "duplicate" else "accepted"
         else:
             outcome = _BY_CODE.get(response.status_code, "error")
-        m.requests.labels(outcome).inc()
+        by_outcome[outcome].inc()
         started = g.get("metrics_started")
         if started is not None:
             m.duration.observe(time.perf_counter() - started)
         verdict = g.get("secret_verdict")
         if verdict:
-            m.secrets.labels(verdict.removeprefix("secret:")).inc()
+            secret = verdict.removeprefix("secret:")
+            (by_secret.get(secret) or m.secrets.labels(secret)).inc()
         if g.get("enqueue_failed"):
             m.enqueue_failures.inc()
         return response

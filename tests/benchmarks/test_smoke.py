@@ -10,7 +10,7 @@ from tests.support import ROOT
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_tiny_benchmark_runs_end_to_end(tmp_path):
     """`python -m benchmarks.run --tiny` starts everything, measures every scenario and writes its table."""
     out = tmp_path / "bench.md"
@@ -19,7 +19,7 @@ def test_tiny_benchmark_runs_end_to_end(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=580,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = out.read_text()
@@ -31,8 +31,13 @@ def test_tiny_benchmark_runs_end_to_end(tmp_path):
         "pipeline (b)",
         "end-to-end",
         "worker RSS",
+        "in every run",
+        "Batch size sweep",
     ):
         assert row in table
+    # The sweep measured each of --tiny's batch sizes; the intake table has its one run.
+    assert "\n| 1 | " in table
+    assert "\n| 16 | " in table
 
 
 def test_a_rewrite_keeps_the_commentary_below_the_table(tmp_path):

@@ -1,5 +1,7 @@
 import base64
 import json
+import os
+import uuid
 
 import redis
 
@@ -29,6 +31,33 @@ class TestCeleryMessage:
         b = json.loads(celery_message(PROCESS_EVENT, ["x"], LIVE_QUEUE))
         assert a["headers"]["id"] != b["headers"]["id"]
         assert a["properties"]["delivery_tag"] != b["properties"]["delivery_tag"]
+
+    def test_ids_are_random_uuids_like_celerys(self):
+        """Task id and delivery tag are distinct version-4 UUIDs, as Celery's own uuid4() ids are."""
+        for _ in range(100):
+            m = json.loads(celery_message(PROCESS_EVENT, ["x"], LIVE_QUEUE))
+            task_id, tag = uuid.UUID(m["headers"]["id"]), uuid.UUID(m["properties"]["delivery_tag"])
+            assert task_id != tag
+            for u in (task_id, tag):
+                assert (u.version, u.variant) == (4, uuid.RFC_4122)
+            assert m["headers"]["id"] == m["headers"]["root_id"] == m["properties"]["correlation_id"]
+
+    def test_origin_names_the_sending_process(self):
+        """The origin header carries the pid of the process that built the message, also after a fork."""
+        m = json.loads(celery_message(PROCESS_EVENT, ["x"], LIVE_QUEUE))
+        assert m["headers"]["origin"].startswith(f"gen{os.getpid()}@")
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports through the pipe and exits
+            origin = json.loads(celery_message(PROCESS_EVENT, ["x"], LIVE_QUEUE))["headers"]["origin"]
+            os.write(write, f"{os.getpid()} {origin}".encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(child, 0)
+        pid, origin = os.read(read, 1000).decode().split(" ", 1)
+        os.close(read)
+        assert origin.startswith(f"gen{pid}@")
+        assert pid != str(os.getpid())
 
 
 class TestInlineEnqueue:

@@ -86,6 +86,21 @@ class TestIntakeSeries:
         assert SECRET not in text
         assert "the-new-secret-value" not in text
 
+    def test_unsigned_deliveries_are_counted_as_unsigned(self, settings, store):
+        """With no secrets configured (VOUCHERIFY_ALLOW_UNSIGNED=1) the verdict is `unsigned`, counted too."""
+        unsigned = settings.with_(webhook_secrets=(), allow_unsigned=True)
+        client = create_app(unsigned, store=store, queue=RecordingQueue()).test_client()
+        before = scrape(client)
+        assert (
+            client.post("/webhooks/voucherify", json=examples.example_envelope("voucher.updated")).status_code
+            == 202
+        )
+        after = scrape(client)
+        # The `unsigned` series exists only once such a delivery was counted in this process.
+        key = (f"{P}_secret_matches_total", (("secret", "unsigned"),))
+        assert after[key] - before.get(key, 0) == 1
+        assert delta(before, after, f"{P}_requests_total", outcome="accepted") == 1
+
     def test_failed_enqueue_is_counted(self, settings, store):
         queue = RecordingQueue()
         queue.fail = True

@@ -1,0 +1,114 @@
+"""The benchmark's report: which targets it checks and how, from made-up numbers (no process started)."""
+
+import argparse
+
+import pytest
+
+from benchmarks.run import TINY, _sizes, batch_env, intake_report, report, sweep_report
+
+
+def _intake(pairs):
+    """Loadgen results for (intake, ceiling) req/s pairs, one pair per run."""
+
+    def run(rps):
+        return {"rps": rps, "p50_ms": 1.0, "p99_ms": 5.0}
+
+    return {
+        "intake": {"saturation": [run(i) for i, _ in pairs], "half": [run(i / 2) for i, _ in pairs]},
+        "ceiling": {"saturation": [run(c) for _, c in pairs], "half": [run(c / 2) for _, c in pairs]},
+    }
+
+
+def _report(intake, *, upd2=900.0, pub2=600.0, noop2=1000.0, p99=50.0):
+    pipe = {
+        "noop_1": [600.0],
+        "noop_2": [noop2],
+        "updated_1": [upd2 / 1.8],
+        "updated_2": [upd2],
+        "published_2": [pub2],
+        "published_2_aiosmtpd": [pub2 / 2],
+    }
+    lat = {"count": 100, "rate": upd2 / 2, "p50_ms": 5.0, "p99_ms": p99}
+    return report(intake, pipe, lat, {50: 1000, 200: 1010}, TINY)
+
+
+class TestReport:
+    def test_the_intake_target_holds_only_when_every_run_meets_it(self):
+        """A median of 0.9x with one run at 0.75x misses: the issue asks for 0.8x in every run."""
+        table, _ = _report(_intake([(900, 1000), (750, 1000), (950, 1000)]))
+        row = next(line for line in table.splitlines() if "in every run" in line)
+        assert "0.90x / 0.75x / 0.95x" in row
+        assert row.endswith("**missed** |")
+        table, _ = _report(_intake([(900, 1000), (800, 1000), (950, 1000)]))
+        row = next(line for line in table.splitlines() if "in every run" in line)
+        assert row.endswith("| met |")
+
+    def test_each_run_ratio_is_listed(self):
+        """The per-run table pairs run i of the intake with run i of the ceiling."""
+        text = intake_report(_intake([(900, 1000), (1500, 2000)]))
+        assert "| 1 | 900 | 1000 | 0.90x |" in text
+        assert "| 2 | 1500 | 2000 | 0.75x |" in text
+
+    @pytest.mark.parametrize(
+        ("upd2", "pub2", "p99", "missed"),
+        [
+            (900.0, 600.0, 100.0, set()),
+            (899.0, 600.0, 100.0, {"(a)"}),
+            (900.0, 599.0, 100.0, {"(b)"}),
+            (900.0, 600.0, 100.1, {"end-to-end"}),
+        ],
+    )
+    def test_the_issue_targets(self, upd2, pub2, p99, missed):
+        """(a) ≥ 0.9x and (b) ≥ 0.6x of the no-op ceiling; end-to-end p99 ≤ 100 ms at half of (a)."""
+        table, ok = _report(_intake([(900, 1000)]), upd2=upd2, pub2=pub2, p99=p99)
+        got = {
+            key
+            for line in table.splitlines()
+            if line.endswith("**missed** |")
+            for key in ("(a)", "(b)", "end-to-end")
+            if line.split("|")[1].strip().startswith(("pipeline " + key, key))
+        }
+        assert got == missed
+        assert ok == (not missed)
+        assert f"at {upd2 / 2} ev/s" in table
+
+
+class TestSweep:
+    def test_the_rows_carry_the_worker_environment(self):
+        """A row sets WORKER_BATCH_SIZE, and WORKER_BATCH_WAIT_MS only when one was asked for."""
+        assert batch_env(16, None) == {"WORKER_BATCH_SIZE": "16"}
+        assert batch_env(1, 2.5) == {"WORKER_BATCH_SIZE": "1", "WORKER_BATCH_WAIT_MS": "2.5"}
+
+    def test_the_table_gives_throughput_ratio_and_latency(self):
+        """Each batch size: (a) with its runs, the no-op with the same environment, and p99 against 100 ms."""
+        rows = [
+            {
+                "batch_size": 1,
+                "updated_2": [500.0, 520.0, 510.0],
+                "noop_2": [1000.0],
+                "latency": {"rate": 255.0, "p50_ms": 8.0, "p99_ms": 40.0, "count": 10},
+            },
+            {
+                "batch_size": 64,
+                "updated_2": [950.0],
+                "noop_2": [1000.0],
+                "latency": {"rate": 475.0, "p50_ms": 30.0, "p99_ms": 140.0, "count": 10},
+            },
+        ]
+        text = sweep_report(rows, 5.0)
+        assert "WORKER_BATCH_WAIT_MS` 5 ms" in text
+        lines = text.splitlines()
+        assert (
+            "| 1 | 510 (500, 520, 510) | 1000 | 0.51x | 255.0 ev/s: p50 8.0 ms, p99 40.0 ms | met |" in lines
+        )
+        assert (
+            "| 64 | 950 (950) | 1000 | 0.95x | 475.0 ev/s: p50 30.0 ms, p99 140.0 ms | **missed** |" in lines
+        )
+        assert "the workers' default" in sweep_report(rows, None)
+
+    @pytest.mark.parametrize("text", ["", "1,x", "0,4", "-1"])
+    def test_bad_batch_sizes_are_refused(self, text):
+        """--batch-sizes takes positive integers only."""
+        with pytest.raises(argparse.ArgumentTypeError):
+            _sizes(text)
+        assert _sizes("1,4,16") == (1, 4, 16)
