@@ -65,19 +65,19 @@ class Mirror:
             snapshots(payload, meta) if meta is not None else []
             for (payload, _), meta in zip(events, metas, strict=True)
         ]
-        work = [n for n, (meta, s) in enumerate(zip(metas, snaps, strict=True)) if meta is not None and s]
+        work = [(n, meta, s) for n, (meta, s) in enumerate(zip(metas, snaps, strict=True)) if meta and s]
         results: list[tuple[EventMeta | None, list[Outcome]] | DBAPIError] = [(m, []) for m in metas]
         try:
-            outcomes = apply_events(self.engine, [(metas[n], snaps[n]) for n in work])
+            outcomes = apply_events(self.engine, [(meta, s) for _, meta, s in work])
         except DBAPIError as exc:
             if len(work) == 1:
-                results[work[0]] = exc
+                results[work[0][0]] = exc
             else:
-                for n in work:
+                for n, _, _ in work:
                     results[n] = self._alone(*events[n])
             return results
-        for n, out in zip(work, outcomes, strict=True):
-            results[n] = (metas[n], out)
+        for (n, meta, _), out in zip(work, outcomes, strict=True):
+            results[n] = (meta, out)
         return results
 
     def _alone(

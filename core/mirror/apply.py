@@ -313,10 +313,15 @@ def _pg_statement(shapes: tuple[Shape, ...]) -> Any:
             )
     cols = ["table_name", "key", "ingest_event_id", "event_id", "event_type", "event_at", "outcome"]
     cols += ["version", "recorded_at"]
-    source = history_parts[0] if len(history_parts) == 1 else union_all(*history_parts)
+    source: Any = history_parts[0] if len(history_parts) == 1 else _union(history_parts)
     record = history.insert().from_select(cols, source).returning(h.id).cte("h")
-    result = result_parts[0] if len(result_parts) == 1 else union_all(*result_parts)
+    result: Any = result_parts[0] if len(result_parts) == 1 else _union(result_parts)
     return select(result.subquery()).add_cte(record)
+
+
+def _union(parts: list[Any]) -> Any:
+    union: Any = union_all
+    return union(*parts)
 
 
 def _record_type(col: Column[Any]) -> Any:
