@@ -8,6 +8,7 @@ through the `mirror` action (workers/actions/mirror.py); the admin API and the C
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,8 @@ from core.mirror.snapshots import EventMeta, meta_of, snapshots
 from core.mirror.tables import history
 
 __all__ = ["EventMeta", "Mirror", "Outcome"]
+
+log = logging.getLogger("core.mirror")
 
 
 class Mirror:
@@ -73,6 +76,10 @@ class Mirror:
             if len(work) == 1:
                 results[work[0][0]] = exc
             else:
+                log.info(
+                    "mirror batch failed: applying its events one by one",
+                    extra={"events": len(work), "error": type(exc.orig).__name__},
+                )
                 for n, _, _ in work:
                     results[n] = self._alone(*events[n])
             return results

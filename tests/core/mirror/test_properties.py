@@ -8,6 +8,7 @@ history ending in a partial SimpleVoucher is exact for the columns and the keys 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -160,3 +161,72 @@ def test_campaign_any_order(mirror: Mirror, data: st.DataObject) -> None:
     clear(mirror)
     play(mirror, docs, run_order(data, len(docs)))
     assert row(mirror, "campaigns", "camp_mirror_test") == expected
+
+
+def state(m: Mirror) -> dict[str, Any]:
+    """Every mirrored row, and each row's history in order (without its id and when it was recorded)."""
+    h = history.c
+    with m.engine.connect() as conn:
+        rows = {
+            name: sorted((dict(r) for r in conn.execute(select(t)).mappings()), key=lambda r: r["id"])
+            for name, t in TABLES.items()
+        }
+        lines = conn.execute(
+            select(h.table_name, h.key, h.ingest_event_id, h.event_id, h.event_type, h.event_at)
+            .add_columns(h.outcome, h.version)
+            .order_by(h.table_name, h.key, h.id)
+        )
+        return {"rows": rows, "history": [tuple(r) for r in lines]}
+
+
+@SETTINGS
+@given(data=st.data())
+def test_batches_equal_one_by_one(
+    mirror: Mirror, data: st.DataObject, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two vouchers' and a campaign's histories, permuted with duplicates, split into batches at random
+    (Mirror.apply_events: one transaction each, a row touched several times in one batch): every row, each
+    row's history, and each event's outcomes are those of applying the same order one event at a time."""
+    docs = []
+    for voucher_id, code in (("v_mirror_test", "MIRROR-1"), ("v_mirror_b", "MIRROR-2")):
+        middle = data.draw(st.lists(st.sampled_from(VOUCHER_MIDDLE), max_size=5))
+        kinds = ["created", *middle, data.draw(st.sampled_from(VOUCHER_LAST))]
+        for n, (kind, (obj, at, eid, micros)) in enumerate(
+            zip(kinds, data.draw(steps(len(kinds))), strict=True)
+        ):
+            docs.append(
+                voucher_event(
+                    kind,
+                    voucher_id=voucher_id,
+                    code=code,
+                    n=n,
+                    updated_at=obj,
+                    event_at=at,
+                    event_id=eid,
+                    active=n % 3 != 0,
+                    micros=micros,
+                )
+            )
+    kinds = ["created", *data.draw(st.lists(st.sampled_from(CAMPAIGN_MIDDLE), max_size=4))]
+    docs += [
+        campaign_event(
+            kind, n=n, updated_at=obj, event_at=at, event_id=eid.replace("vou", "cam"), micros=micros
+        )
+        for n, (kind, (obj, at, eid, micros)) in enumerate(
+            zip(kinds, data.draw(steps(len(kinds))), strict=True)
+        )
+    ]
+    order = run_order(data, len(docs))
+    events = [(docs[i], f"evt_{k}") for k, i in enumerate(order)]
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(events) - 1), max_size=5))))
+    batches = [events[a:b] for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True)]
+
+    clear(mirror)
+    expected = [mirror.apply_event(doc, ingest_id) for doc, ingest_id in events]
+    expected_state = state(mirror)
+    clear(mirror)
+    with caplog.at_level(logging.INFO, "core.mirror"):
+        got = [result for batch in batches for result in mirror.apply_events(batch)]
+    assert not caplog.records, "a batch fell back to one by one"
+    assert got == expected
+    assert state(mirror) == expected_state
