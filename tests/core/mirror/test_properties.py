@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from core import db
 from core.mirror import Mirror
-from core.mirror.tables import TABLES, history
-from tests.mirror_events import T0, campaign_event, voucher_event
+from core.mirror.tables import TABLES
+from tests.mirror_events import T0, campaign_event, clear_mirror, mirror_state, voucher_event
 from tests.support import fresh_mirror_url
 
 VOUCHER_MIDDLE = ["updated", "disabled", "enabled", "published", "redeemed", "deleted", "updated"]
@@ -38,12 +38,6 @@ def mirror(
     m = Mirror(db.make_engine(url))
     yield m
     m.engine.dispose()
-
-
-def clear(m: Mirror) -> None:
-    with m.engine.begin() as conn:
-        for t in (*TABLES.values(), history):
-            conn.execute(t.delete())
 
 
 @st.composite
@@ -114,10 +108,10 @@ def test_voucher_any_order(mirror: Mirror, data: st.DataObject) -> None:
     middle = data.draw(st.lists(st.sampled_from(VOUCHER_MIDDLE), max_size=6))
     kinds = ["created", *middle, data.draw(st.sampled_from(VOUCHER_LAST))]
     docs = voucher_docs(kinds, data.draw(steps(len(kinds))))
-    clear(mirror)
+    clear_mirror(mirror)
     play(mirror, docs, list(range(len(docs))))
     expected = row(mirror, "vouchers", "v_mirror_test")
-    clear(mirror)
+    clear_mirror(mirror)
     play(mirror, docs, run_order(data, len(docs)))
     assert row(mirror, "vouchers", "v_mirror_test") == expected
 
@@ -129,10 +123,10 @@ def test_voucher_ending_partial(mirror: Mirror, data: st.DataObject) -> None:
     middle = data.draw(st.lists(st.sampled_from(VOUCHER_MIDDLE), max_size=5))
     kinds = ["created", *middle, "redeemed"]
     docs = voucher_docs(kinds, data.draw(steps(len(kinds))))
-    clear(mirror)
+    clear_mirror(mirror)
     play(mirror, docs, list(range(len(docs))))
     expected = row(mirror, "vouchers", "v_mirror_test")
-    clear(mirror)
+    clear_mirror(mirror)
     play(mirror, docs, run_order(data, len(docs)))
     got = row(mirror, "vouchers", "v_mirror_test")
     carried = docs[-1]["data"]["voucher"]
@@ -155,28 +149,12 @@ def test_campaign_any_order(mirror: Mirror, data: st.DataObject) -> None:
         )
         for n, (kind, (obj, at, eid, micros)) in enumerate(zip(kinds, versions, strict=True))
     ]
-    clear(mirror)
+    clear_mirror(mirror)
     play(mirror, docs, list(range(len(docs))))
     expected = row(mirror, "campaigns", "camp_mirror_test")
-    clear(mirror)
+    clear_mirror(mirror)
     play(mirror, docs, run_order(data, len(docs)))
     assert row(mirror, "campaigns", "camp_mirror_test") == expected
-
-
-def state(m: Mirror) -> dict[str, Any]:
-    """Every mirrored row, and each row's history in order (without its id and when it was recorded)."""
-    h = history.c
-    with m.engine.connect() as conn:
-        rows = {
-            name: sorted((dict(r) for r in conn.execute(select(t)).mappings()), key=lambda r: r["id"])
-            for name, t in TABLES.items()
-        }
-        lines = conn.execute(
-            select(h.table_name, h.key, h.ingest_event_id, h.event_id, h.event_type, h.event_at)
-            .add_columns(h.outcome, h.version)
-            .order_by(h.table_name, h.key, h.id)
-        )
-        return {"rows": rows, "history": [tuple(r) for r in lines]}
 
 
 @SETTINGS
@@ -221,12 +199,12 @@ def test_batches_equal_one_by_one(
     cuts = sorted(set(data.draw(st.lists(st.integers(1, len(events) - 1), max_size=5))))
     batches = [events[a:b] for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True)]
 
-    clear(mirror)
+    clear_mirror(mirror)
     expected = [mirror.apply_event(doc, ingest_id) for doc, ingest_id in events]
-    expected_state = state(mirror)
-    clear(mirror)
+    expected_state = mirror_state(mirror)
+    clear_mirror(mirror)
     with caplog.at_level(logging.INFO, "core.mirror"):
         got = [result for batch in batches for result in mirror.apply_events(batch)]
     assert not caplog.records, "a batch fell back to one by one"
     assert got == expected
-    assert state(mirror) == expected_state
+    assert mirror_state(mirror) == expected_state
