@@ -1,10 +1,13 @@
 """mirror: keep the mirror's tables current from every event that carries a voucher, campaign, customer or
 publication (core/mirror). Written on the public handler API (workers/handlers.py), like notify_customer.
 
-Ordering is the database's job (one compare-and-set statement per row, core/mirror/apply.py), so this action
+Ordering is the database's job (a compare-and-set upsert per row, core/mirror/apply.py), so this action
 needs no `once`: applying an event twice, or two events at once in two workers, gives the same rows. A
 snapshot older than its row is not an error: the action ends `skipped` with "stale: row is at <version>",
 and each stale snapshot is counted by table (voucherify_ingest_mirror_stale_total).
+
+`run_batch` is the micro-batch hook: a worker processing a batch calls it once with every context due for
+the mirror, and the batch's events are written in one transaction (docs/mirror.md, "Writes").
 """
 
 from __future__ import annotations
