@@ -123,7 +123,9 @@ def apply_events(
                     outcomes |= _pg_level(conn, level, now)
     elif levels:
         with engine.begin() as conn:
-            outcomes |= _sqlite_items(conn, [item for level in levels for item in level], now)
+            # In the events' order: in-process, so the levels would save nothing.
+            entries = sorted((entry for level in levels for entry in level), key=lambda e: e[0])
+            outcomes |= _sqlite_items(conn, entries, now)
     per_event: list[list[Outcome]] = [[] for _ in events]
     for index in sorted(outcomes):
         per_event[items[index].event].append(outcomes[index])
