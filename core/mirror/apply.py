@@ -308,10 +308,11 @@ def _pg_statement(shapes: tuple[Shape, ...]) -> Any:
         )
         result_parts.append(select(literal(g), u.c.id, u.c.version, true()))
         if not shape.light:
+            # Per left-alone row, its version by primary key (a join here gets planned as a scan of the
+            # whole table: measured, 0.3 ms per event at 1000 vouchers, growing with the table).
+            row_version = select(t.c.version).where(t.c.id == x.c.id).scalar_subquery()
             result_parts.append(
-                select(literal(g), t.c.id, t.c.version, false())
-                .select_from(t.join(x, t.c.id == x.c.id))
-                .where(t.c.id.not_in(select(u.c.id)))
+                select(literal(g), x.c.id, row_version, false()).where(x.c.id.not_in(select(u.c.id)))
             )
     cols = ["table_name", "key", "ingest_event_id", "event_id", "event_type", "event_at", "outcome"]
     cols += ["version", "recorded_at"]
