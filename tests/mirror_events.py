@@ -6,7 +6,11 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from core import examples
+from core.mirror import Mirror
+from core.mirror.tables import TABLES, history
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -123,3 +127,26 @@ def campaign_event(
         metadata={"n": n},
     )
     return doc
+
+
+def clear_mirror(m: Mirror) -> None:
+    """Empty every mirror table."""
+    with m.engine.begin() as conn:
+        for t in (*TABLES.values(), history):
+            conn.execute(t.delete())
+
+
+def mirror_state(m: Mirror) -> dict[str, Any]:
+    """Every mirrored row, and each row's history in order (without its id and when it was recorded)."""
+    h = history.c
+    with m.engine.connect() as conn:
+        rows = {
+            name: sorted((dict(r) for r in conn.execute(select(t)).mappings()), key=lambda r: r["id"])
+            for name, t in TABLES.items()
+        }
+        lines = conn.execute(
+            select(h.table_name, h.key, h.ingest_event_id, h.event_id, h.event_type, h.event_at)
+            .add_columns(h.outcome, h.version)
+            .order_by(h.table_name, h.key, h.id)
+        )
+        return {"rows": rows, "history": [tuple(r) for r in lines]}

@@ -8,19 +8,23 @@ through the `mirror` action (workers/actions/mirror.py); the admin API and the C
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from core import db
 from core.mirror import queries
-from core.mirror.apply import Outcome, apply_all
+from core.mirror.apply import Outcome, apply_events
 from core.mirror.snapshots import EventMeta, meta_of, snapshots
 from core.mirror.tables import history
 
 __all__ = ["EventMeta", "Mirror", "Outcome"]
+
+log = logging.getLogger("core.mirror")
 
 
 class Mirror:
@@ -37,15 +41,59 @@ class Mirror:
     def apply_event(
         self, payload: Mapping[str, Any], ingest_event_id: str
     ) -> tuple[EventMeta | None, list[Outcome]]:
-        """Apply every object the event carries, in one transaction; (meta, []) when it carries none."""
+        """Apply every object the event carries, atomically; (meta, []) when it carries none.
+
+        On PostgreSQL that is one statement in autocommit: one round trip (core/mirror/apply.py).
+        """
         meta = meta_of(payload, ingest_event_id)
         if meta is None:
             return None, []
         snaps = snapshots(payload, meta)
         if not snaps:
             return meta, []
-        with self.engine.begin() as conn:
-            return meta, apply_all(conn, meta, snaps)
+        return meta, apply_events(self.engine, [(meta, snaps)])[0]
+
+    def apply_events(
+        self, events: Sequence[tuple[Mapping[str, Any], str]]
+    ) -> list[tuple[EventMeta | None, list[Outcome]] | DBAPIError]:
+        """Apply a batch of (payload, our event id) as if one after another, in one transaction.
+
+        One result per event, in order: its (meta, outcomes) as apply_event gives them, or the database
+        error applying it alone raised. When the batch's transaction fails (a voucher's code still taken, a
+        deadlock), nothing of it stays, and the events are applied again one by one, so only the culprit
+        gets its error.
+        """
+        metas = [meta_of(payload, ingest_id) for payload, ingest_id in events]
+        snaps = [
+            snapshots(payload, meta) if meta is not None else []
+            for (payload, _), meta in zip(events, metas, strict=True)
+        ]
+        work = [(n, meta, s) for n, (meta, s) in enumerate(zip(metas, snaps, strict=True)) if meta and s]
+        results: list[tuple[EventMeta | None, list[Outcome]] | DBAPIError] = [(m, []) for m in metas]
+        try:
+            outcomes = apply_events(self.engine, [(meta, s) for _, meta, s in work])
+        except DBAPIError as exc:
+            if len(work) == 1:
+                results[work[0][0]] = exc
+            else:
+                log.info(
+                    "mirror batch failed: applying its events one by one",
+                    extra={"events": len(work), "error": type(exc.orig).__name__},
+                )
+                for n, _, _ in work:
+                    results[n] = self._alone(*events[n])
+            return results
+        for (n, meta, _), out in zip(work, outcomes, strict=True):
+            results[n] = (meta, out)
+        return results
+
+    def _alone(
+        self, payload: Mapping[str, Any], ingest_event_id: str
+    ) -> tuple[EventMeta | None, list[Outcome]] | DBAPIError:
+        try:
+            return self.apply_event(payload, ingest_event_id)
+        except DBAPIError as exc:
+            return exc
 
     def apply_raw(self, raw: bytes, ingest_event_id: str) -> tuple[EventMeta | None, list[Outcome]]:
         """apply_event for a stored body; a body that is not a JSON object carries nothing."""

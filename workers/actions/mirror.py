@@ -1,23 +1,31 @@
 """mirror: keep the mirror's tables current from every event that carries a voucher, campaign, customer or
 publication (core/mirror). Written on the public handler API (workers/handlers.py), like notify_customer.
 
-Ordering is the database's job (one compare-and-set statement per row, core/mirror/apply.py), so this action
+Ordering is the database's job (a compare-and-set upsert per row, core/mirror/apply.py), so this action
 needs no `once`: applying an event twice, or two events at once in two workers, gives the same rows. A
 snapshot older than its row is not an error: the action ends `skipped` with "stale: row is at <version>",
 and each stale snapshot is counted by table (voucherify_ingest_mirror_stale_total).
+
+`run_batch` is the micro-batch hook: a worker processing a batch calls it once with every context due for
+the mirror, and the batch's events are written in one transaction (docs/mirror.md, "Writes").
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from core.mirror import Mirror, Outcome
 from core.mirror.snapshots import PATTERNS
+from core.states import ActionStatus
 from core.store import EventStore
+from workers.actions import ActionContext, ActionResult
 from workers.errors import TransientError
 from workers.handlers import Event, Handler, HandlerAction, HandlerSpec, Skip
 
@@ -77,11 +85,34 @@ class MirrorAction(HandlerAction):
         """Apply the event's objects to the mirror; stale ones end the action skipped."""
         try:
             _, outcomes = self.mirror.apply_event(event.payload, event.id)
-        except IntegrityError as exc:
-            # A live voucher still holds this code: the older voucher's deletion has not arrived yet.
-            raise TransientError(f"mirror: {exc.orig}", reason="code_taken") from exc
         except DBAPIError as exc:
-            raise TransientError(f"mirror database: {type(exc.orig).__name__}", reason="database") from exc
+            raise _error(exc) from exc
+        return self._verdict(event.type, outcomes)
+
+    def run_batch(self, ctxs: Sequence[ActionContext]) -> list[ActionResult | Exception]:
+        """The batch hook (a worker's micro-batch): every event's objects in one transaction.
+
+        results[i] is what `self(ctxs[i])` would give: succeeded or skipped with the same detail, or the
+        TransientError of an event whose write failed. A failed batch is applied again event by event
+        (Mirror.apply_events), so only the event at fault, say a voucher whose code is still taken, retries.
+        """
+        events = [(_payload(ctx.raw), ctx.event_id) for ctx in ctxs]
+        results: list[ActionResult | Exception] = []
+        for ctx, result in zip(ctxs, self.mirror.apply_events(events), strict=True):
+            if isinstance(result, DBAPIError):
+                error = _error(result)
+                error.__cause__ = result
+                results.append(error)
+                continue
+            verdict = self._verdict(ctx.event_type, result[1])
+            if isinstance(verdict, Skip):
+                results.append(ActionResult(ActionStatus.SKIPPED, verdict.reason or None))
+            else:
+                results.append(ActionResult(ActionStatus.SUCCEEDED, verdict))
+        return results
+
+    def _verdict(self, event_type: str, outcomes: list[Outcome]) -> str | Skip:
+        """The action's detail for one event's outcomes; stale snapshots are counted by table."""
         recorded = [o for o in outcomes if o.recorded]
         stale = [o for o in recorded if not o.applied]
         for o in stale:
@@ -93,7 +124,7 @@ class MirrorAction(HandlerAction):
                 detail += "; stale: " + ", ".join(f"{o.table} {o.key}" for o in stale)
             return detail
         if stale:
-            main = _main(event.type, stale)
+            main = _main(event_type, stale)
             if len(stale) == 1:
                 return Skip(f"stale: row is at {main.row_version}")
             return Skip(
@@ -102,6 +133,20 @@ class MirrorAction(HandlerAction):
         if outcomes:
             return Skip("nothing new: the rows exist and these shapes carry no version")
         return Skip("no voucher, campaign, customer or publication in this event")
+
+
+def _payload(raw: bytes) -> dict[str, Any]:
+    """The body as JSON (as Event.payload reads it)."""
+    doc = json.loads(raw)
+    return doc if isinstance(doc, dict) else {}
+
+
+def _error(exc: DBAPIError) -> TransientError:
+    """A database error as the retry it calls for."""
+    if isinstance(exc, IntegrityError):
+        # A live voucher still holds this code: the older voucher's deletion has not arrived yet.
+        return TransientError(f"mirror: {exc.orig}", reason="code_taken")
+    return TransientError(f"mirror database: {type(exc.orig).__name__}", reason="database")
 
 
 def _main(event_type: str, stale: list[Outcome]) -> Outcome:

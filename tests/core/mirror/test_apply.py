@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from core import examples
 from core.mirror import Mirror
-from tests.mirror_events import T0, campaign_event, iso, voucher_event
+from tests.mirror_events import T0, campaign_event, clear_mirror, iso, mirror_state, voucher_event
 
 
 @pytest.fixture
@@ -167,3 +169,55 @@ class TestHistory:
         row = mirror.voucher("MIRROR-1")
         assert row["history"] == []
         assert row["active"] is True
+
+
+class TestBatches:
+    def test_a_failing_event_does_not_fail_its_batch(self, mirror: Mirror) -> None:
+        """A voucher whose code a live voucher holds fails alone: its batch-mates are applied and recorded,
+        it gets the IntegrityError it gets alone, and nothing of it is written."""
+        apply(mirror, voucher_event("created", n=1))  # v_mirror_test holds MIRROR-1
+        before = voucher_event("created", n=1, voucher_id="v_a", code="A-1")
+        taken = voucher_event("created", n=2, voucher_id="v_taken", code="MIRROR-1")
+        after = voucher_event("updated", n=3)
+        results = mirror.apply_events([(before, "evt_a"), (taken, "evt_t"), (after, "evt_b")])
+        assert isinstance(results[1], IntegrityError)
+        for result in (results[0], results[2]):
+            assert not isinstance(result, Exception)
+            assert voucher_outcome(result[1]).applied
+        assert mirror.row("vouchers", "v_taken") is None
+        assert mirror.touched_by("evt_t") == []
+        assert mirror.voucher("A-1")["history"][0]["ingest_event_id"] == "evt_a"
+        assert mirror.voucher("MIRROR-1")["snapshot"]["metadata"] == {"n": 3}
+
+    def test_one_failing_event_gets_its_error(self, mirror: Mirror) -> None:
+        """A batch of one event that fails returns its error instead of raising; events without objects
+        in the same batch still get (meta, [])."""
+        apply(mirror, voucher_event("created", n=1))
+        taken = voucher_event("created", n=2, voucher_id="v_taken", code="MIRROR-1")
+        results = mirror.apply_events([({"no": "envelope"}, "evt_x"), (taken, "evt_t")])
+        assert results[0] == (None, [])
+        assert isinstance(results[1], IntegrityError)
+
+    def test_code_passed_on_within_a_batch(self, mirror: Mirror) -> None:
+        """The old voucher's deletion and the new one's creation with its code, in one batch: both apply
+        (on PostgreSQL through the fallback: a level's rows go in key order, v_new's before v_old's)."""
+        apply(mirror, voucher_event("created", n=1, voucher_id="v_old"))
+        gone = voucher_event("deleted", n=2, voucher_id="v_old")
+        new = voucher_event("created", n=3, voucher_id="v_new")
+        results = mirror.apply_events([(gone, "evt_1"), (new, "evt_2")])
+        assert [voucher_outcome(r[1]).applied for r in results if not isinstance(r, Exception)] == [True] * 2
+        assert mirror.voucher("MIRROR-1")["id"] == "v_new"
+        assert mirror.row("vouchers", "v_old")["deleted_at"] is not None
+
+    def test_every_example_in_one_batch(self, mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+        """All packaged examples (every shape, several per row) as one batch, twice: the same rows, history
+        and outcomes as one by one, without falling back to one by one."""
+        docs = [examples.example_envelope(name) for name in examples.names()]
+        events = [(doc, f"evt_{n}") for n, doc in enumerate(docs * 2) if examples.is_envelope(doc)]
+        expected = [mirror.apply_event(doc, ingest_id) for doc, ingest_id in events]
+        state = mirror_state(mirror)
+        clear_mirror(mirror)
+        with caplog.at_level(logging.INFO, "core.mirror"):
+            assert mirror.apply_events(events) == expected
+        assert not caplog.records
+        assert mirror_state(mirror) == state
