@@ -115,11 +115,17 @@ def process_batch(deliveries: Sequence[Delivery], rt: Runtime) -> list[str]:
     """
     rt = replace(rt, pending=[])
     now = rt.clock()
-    starts = [(d.event_id, d.message_id, d.queue) for d in deliveries]
+    # Two messages for one event (a reconciler's hand-off and the first one, say) run it once: one after the
+    # other, the second would have found it finished.
+    first: dict[str, int] = {}
+    for i, d in enumerate(deliveries):
+        first.setdefault(d.event_id, i)
+    unique = [deliveries[i] for i in first.values()]
+    starts = [(d.event_id, d.message_id, d.queue) for d in unique]
     begun = rt.store.begin_many(starts, now=now, max_starts=MAX_EVENT_STARTS)
     out: list[str] = ["error"] * len(deliveries)
     works: list[tuple[int, Work]] = []
-    for i, (d, loaded) in enumerate(zip(deliveries, begun, strict=True)):
+    for i, d, loaded in zip(first.values(), unique, begun, strict=True):
         with _event_context(d):
             try:
                 step = _prepare(d.event_id, loaded, rt, now=now, message_id=d.message_id)
@@ -138,7 +144,7 @@ def process_batch(deliveries: Sequence[Delivery], rt: Runtime) -> list[str]:
             except Exception:
                 log.exception("event raised an unexpected error", extra={"reason": "unexpected"})
     flush(rt)
-    return out
+    return [out[first[d.event_id]] for d in deliveries]
 
 
 @contextmanager
