@@ -225,9 +225,9 @@ class TestRunBatchHook:
         ids, statuses = run(store, runtime, updated("A"), updated("B"))
         assert statuses == ["failed", "failed"]
         for event_id in ids:
-            doc = store.document(event_id)
-            assert (doc["actions"]["act"]["status"], doc["actions"]["act"]["reason"]) == ("failed", "bulk_down")
-            assert doc["actions"]["other"]["status"] == ActionStatus.SUCCEEDED
+            act = store.document(event_id)["actions"]["act"]
+            assert (act["status"], act["reason"]) == ("failed", "bulk_down")
+            assert store.document(event_id)["actions"]["other"]["status"] == ActionStatus.SUCCEEDED
         assert other.calls == 2
 
     def test_a_wrong_number_of_outcomes_fails_each_attempt(self, runtime, store, route):

@@ -55,7 +55,8 @@ class TestBeginMany:
             max_starts=10,
         )
         assert got[1] is None
-        assert got[0] is not None and got[2] is not None
+        assert got[0] is not None
+        assert got[2] is not None
         (ev, _, started), (done, _, refused) = got[0], got[2]
         assert (ev.id, ev.raw, started) == (event_id, b"{}", Start.STARTED)
         assert (done.id, done.raw, refused) == (other, b'{"a":1}', Start.REFUSED)
