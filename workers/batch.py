@@ -117,10 +117,10 @@ class Batcher:
         queue = (message.delivery_info or {}).get("routing_key") or ""
         return (args[0], task_id, queue)
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, *, waited: bool = False) -> None:
         """Send batches while a pool process is free; a batch not full may wait up to wait_s to fill."""
         while self.buffer and self.busy < max(1, self.pool.num_processes):
-            if len(self.buffer) < self.size and self.wait_s:
+            if len(self.buffer) < self.size and self.wait_s and not waited:
                 left = self.wait_s - (time.monotonic() - self.buffer[0].at)
                 if left > 0:
                     if self.waiting is None:
@@ -134,7 +134,7 @@ class Batcher:
 
     def _waited(self) -> None:
         self.waiting = None
-        self._dispatch()
+        self._dispatch(waited=True)
 
     def _submit(self, batch: list[_Message], *, alone: int) -> None:
         """One pool job for `batch`; `alone` counts the tries of a message run alone after a lost job."""
