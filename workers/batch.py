@@ -173,7 +173,10 @@ class Batcher:
 
     def _failed(self, batch: list[_Message], exc: BaseException, alone: int) -> None:
         ids = [m.start[0] for m in batch]
-        lost = isinstance(exc, WorkerLostError | TimeLimitExceeded)
+        # A batch that lost its process or its time runs again message by message; a message alone runs
+        # again after a lost process (up to MAX_ALONE), but not after its time limit: as Celery acks a task
+        # that hit it, and the reconciler hands it over after its lease, so it cannot hog a process.
+        lost = isinstance(exc, WorkerLostError) or (isinstance(exc, TimeLimitExceeded) and len(batch) > 1)
         if lost and (len(batch) > 1 or alone < MAX_ALONE):
             # Which event was it? Each runs alone now: the others finish, the culprit's starts add up.
             log.warning(

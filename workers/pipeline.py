@@ -143,7 +143,7 @@ def process_batch(deliveries: Sequence[Delivery], rt: Runtime) -> list[str]:
                 out[i] = _run(work, rt)
             except Exception:
                 log.exception("event raised an unexpected error", extra={"reason": "unexpected"})
-    flush(rt)
+    write_pending(rt)
     return [out[first[d.event_id]] for d in deliveries]
 
 
@@ -264,11 +264,11 @@ def settle(
 
     rt.pending.append((entry, say_bound))
     if effects:
-        flush(rt)
+        write_pending(rt)
     return str(status)
 
 
-def flush(rt: Runtime) -> None:
+def write_pending(rt: Runtime) -> None:
     """Write a batch's outcomes not written yet, in one round trip, then log them."""
     if not rt.pending:
         return

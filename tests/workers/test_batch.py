@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from billiard.einfo import ExceptionInfo
-from billiard.exceptions import WorkerLostError
+from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 
 from core.queue import celery_config
 from core.settings import Settings
@@ -178,6 +178,21 @@ class TestFailures:
             assert consumer.pool.events() == ["e1"]
         consumer.pool.fail(WorkerLostError("signal 9"))
         assert acked == ["e1"]
+        assert consumer.pool.jobs == []
+
+    def test_a_batch_over_its_time_limit_runs_one_by_one_and_a_single_one_is_acked(
+        self, batcher, consumer, acked
+    ):
+        """A batch hit TASK_TIME_LIMIT_SECONDS: its events run alone, each with a task's limits; one of
+        them hitting the limit again is acked, as Celery acks a task that did (the outbox covers it)."""
+        receive(batcher, acked, "e1", "e2", "e3")
+        consumer.pool.finish()
+        assert consumer.pool.events() == ["e2", "e3"]
+        consumer.pool.fail(TimeLimitExceeded(60))
+        assert [consumer.pool.events(i) for i in range(2)] == [["e2"], ["e3"]]
+        consumer.pool.finish()
+        consumer.pool.fail(TimeLimitExceeded(60))
+        assert acked == ["e1", "e2", "e3"]
         assert consumer.pool.jobs == []
 
     def test_a_job_that_raised_acks_its_messages(self, batcher, consumer, acked):
