@@ -22,9 +22,10 @@ what a worker spends:
   redis-py copies its table of ~170 reply callbacks into every new client), twice per message: when it
   records the message as unacked, and when it acks it. The channel here keeps one client (its pool is the
   same) for as long as it lives.
-- Acks made in one turn of the worker's event loop are written in one round trip at the end of the turn,
-  instead of one round trip each: a batch's messages are acked together. The ack itself (the message's
-  prefetch slot) is immediate; only the removal from Redis's unacked set waits for the turn to end. If the
+- Acks made in one turn of the worker's event loop are written in one round trip at the end of the turn
+  (kombu's `on_tick`, before the loop waits again), instead of one round trip each: a batch's messages are
+  acked together. The ack itself (the message's prefetch slot) is immediate; only the removal from Redis's
+  unacked set waits for the turn to end. If the
   worker dies in between, the message is redelivered after the visibility timeout and its event, already
   settled, is left alone. Without an event loop (gevent, eventlet) acks are written one by one, as kombu does.
 """
@@ -49,14 +50,13 @@ class QoS(kombu_redis.QoS):
         self._acks: list[str] = []
 
     def ack(self, delivery_tag: str) -> None:
-        hub = getattr(self.channel.connection, "hub", None)
-        if hub is None:
+        transport = self.channel.connection
+        if getattr(transport, "hub", None) is None:
             super().ack(delivery_tag)
             return
         virtual.QoS.ack(self, delivery_tag)  # the prefetch slot is free now
         self._acks.append(delivery_tag)
-        if len(self._acks) == 1:
-            hub.call_soon(self.flush_acks)
+        transport.acking.add(self)
 
     def flush_acks(self) -> None:
         """Remove the acked messages from the unacked set: one round trip."""
@@ -103,9 +103,19 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
     hub: Any = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acking: set[QoS] = set()  # channels with acks not written yet
+
     def register_with_event_loop(self, connection: Any, loop: Any) -> None:
         self.hub = loop
+        # Run at every turn of the loop, after its callbacks (the acks among them) and before it waits.
+        loop.on_tick.add(self.flush_acks)
         super().register_with_event_loop(connection, loop)
+
+    def flush_acks(self) -> None:
+        while self.acking:
+            self.acking.pop().flush_acks()
 
 
 TRANSPORT = f"{__name__}:Transport"

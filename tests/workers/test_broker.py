@@ -1,11 +1,10 @@
 """The Redis broker transport the workers use: kombu's, closing cleanly when Redis died mid-BRPOP, with one
 redis-py client per channel and acks written a loop turn at a time."""
 
-from types import SimpleNamespace
-
 import pytest
 import redis
 from kombu import Connection, Queue
+from kombu.asynchronous import Hub
 
 from cli import embedded
 from core.settings import Settings
@@ -89,21 +88,32 @@ class TestConsumerCost:
         trip when the loop turns."""
         conn, channel, messages, r = got
         assert r.hlen("unacked") == 3
-        soon = []
-        conn.transport.hub = SimpleNamespace(call_soon=soon.append)  # what register_with_event_loop sets
+        hub = Hub()
+        conn.transport.register_with_event_loop(conn.connection, hub)
+        assert conn.transport.flush_acks in hub.on_tick
         channel.qos.prefetch_count = 3
         assert not channel.qos.can_consume()
         for message in messages:
             message.ack()
         assert channel.qos.can_consume()  # the prefetch slots are free at once
-        assert (r.hlen("unacked"), len(soon)) == (3, 1)
-        soon[0]()
-        assert (r.hlen("unacked"), r.zcard("unacked_index")) == (0, 0)
+        assert r.hlen("unacked") == 3
+        writes = []
+        real = channel.qos.pipe_or_acquire
+
+        def counted(*args, **kwargs):
+            writes.append(1)
+            return real(*args, **kwargs)
+
+        channel.qos.pipe_or_acquire = counted
+        for tick in hub.on_tick:  # the loop's turn ends
+            if tick == conn.transport.flush_acks:
+                tick()
+        assert (r.hlen("unacked"), r.zcard("unacked_index"), len(writes)) == (0, 0, 1)
 
     def test_acks_not_written_yet_are_not_restored_at_close(self, got):
         """A channel closing (a warm shutdown) writes the pending acks before restoring what is unacked."""
         conn, channel, messages, r = got
-        conn.transport.hub = SimpleNamespace(call_soon=lambda fn: None)
+        conn.transport.register_with_event_loop(conn.connection, Hub())
         messages[0].ack()
         channel.close()
         assert r.hlen("unacked") == 0
