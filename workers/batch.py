@@ -78,8 +78,6 @@ class Batcher:
     """In the consumer process: buffers process_event messages, sends them to the pool in batches."""
 
     def __init__(self, consumer: Any, settings: Settings, fallback: Callable[..., None]) -> None:
-        self.consumer = consumer
-        self.raised: Any = None  # the consumer's QoS whose prefetch count this raised
         self.pool = consumer.pool
         self.timer = consumer.timer
         self.revoked = consumer.controller.state.revoked
@@ -99,13 +97,6 @@ class Batcher:
         if start is None:
             self.fallback(message, body, ack, reject, callbacks, **kw)
             return
-        qos = self.consumer.qos
-        if qos is not self.raised:
-            # Room for a batch running and the next one filling, per pool process, as Celery itself raises
-            # the prefetch count for a task waiting for its ETA. Only once batches run: a worker that never
-            # gets process_event (the benchmark's no-op ceiling) keeps Celery's own prefetch.
-            self.raised = qos
-            qos.increment_eventually((2 * self.size - 1) * max(1, self.pool.num_processes))
         self.buffer.append(_Message(start, ack, time.monotonic()))
         self._dispatch()
 

@@ -58,18 +58,9 @@ class Message:
         self.delivery_info = {"routing_key": "events"}
 
 
-class QoS:
-    def __init__(self) -> None:
-        self.raised: list[int] = []
-
-    def increment_eventually(self, n: int) -> None:
-        self.raised.append(n)
-
-
 @pytest.fixture
 def consumer():
     return SimpleNamespace(
-        qos=QoS(),
         pool=Pool(),
         timer=Timer(),
         controller=SimpleNamespace(state=SimpleNamespace(revoked=set())),
@@ -218,18 +209,9 @@ class TestStrategy:
         app = SimpleNamespace(settings=Settings(worker_batch_size=1))
         assert batch.strategy(None, app, None) is default
 
-    def test_the_first_message_makes_room_for_two_batches_per_process(self, consumer, fallback, acked):
-        """Prefetch grows from Celery's 1 per process to 2 x WORKER_BATCH_SIZE, once per consumer QoS
-        (a reconnected consumer has a new one), and not before a batch runs."""
-        assert celery_config(Settings(worker_batch_size=16))["worker_prefetch_multiplier"] == 1
-        consumer.pool.num_processes = 2
-        batcher = make(consumer, fallback)
-        assert consumer.qos.raised == []
-        receive(batcher, acked, "e1", "e2")
-        assert consumer.qos.raised == [(2 * 3 - 1) * 2]
-        consumer.qos = QoS()
-        receive(batcher, acked, "e3")
-        assert consumer.qos.raised == [10]
+    def test_prefetch_makes_room_for_two_batches(self):
+        assert celery_config(Settings(worker_batch_size=1))["worker_prefetch_multiplier"] == 1
+        assert celery_config(Settings(worker_batch_size=16))["worker_prefetch_multiplier"] == 32
 
     def test_the_job_runs_the_pipeline_batch(self, monkeypatch):
         seen = {}
