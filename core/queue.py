@@ -90,7 +90,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_create_missing_queues": True,
         "task_time_limit": settings.task_time_limit_s,
         "task_soft_time_limit": max(1, settings.task_time_limit_s - 5),
-        "worker_prefetch_multiplier": 1,
+        # One message at a time per pool process; with micro-batches (workers/batch.py), room for a batch
+        # running and the next one filling. Set here, before the consumer starts: RabbitMQ applies a
+        # per-consumer prefetch (quorum queues have no global one) only to consumers created after it.
+        "worker_prefetch_multiplier": 2 * settings.worker_batch_size if settings.worker_batch_size > 1 else 1,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "broker_pool_limit": 10,

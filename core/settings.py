@@ -72,6 +72,10 @@ class Settings:
     outbox_lease_s: int = 120
     reconcile_interval_s: float = 5.0
     task_time_limit_s: int = 60
+    # Micro-batches (docs/batches.md): the most events one pool job takes; 1 is one job per message.
+    worker_batch_size: int = 32
+    # How long a batch may wait for more events while a pool process is free (0: it goes at once).
+    worker_batch_wait_ms: float = 0.0
     action_max_attempts: int = 20
     action_max_age_s: int = 6 * 3600
     action_backoff_base_s: float = 5.0
@@ -148,6 +152,8 @@ class Settings:
             outbox_lease_s=_int(env, "OUTBOX_LEASE_SECONDS", 120, minimum=5),
             reconcile_interval_s=_float(env, "RECONCILE_INTERVAL_SECONDS", 5.0, minimum=0.1),
             task_time_limit_s=_int(env, "TASK_TIME_LIMIT_SECONDS", 60, minimum=1),
+            worker_batch_size=_int(env, "WORKER_BATCH_SIZE", 32, minimum=1),
+            worker_batch_wait_ms=_float(env, "WORKER_BATCH_WAIT_MS", 0.0, minimum=0.0),
             action_max_attempts=_int(env, "ACTION_MAX_ATTEMPTS", 20, minimum=1),
             action_max_age_s=_int(env, "ACTION_MAX_AGE_SECONDS", 6 * 3600, minimum=1),
             action_backoff_base_s=_float(env, "ACTION_BACKOFF_BASE_SECONDS", 5.0, minimum=0.0),

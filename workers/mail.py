@@ -249,7 +249,6 @@ class _Budget:
         self.expired = False
         self._fds: set[int] = set()
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -275,23 +274,65 @@ class _Budget:
         with self._lock:
             self._fds.discard(fd)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
             self.expired = True
             for fd in self._fds:
                 _shutdown(fd)
 
     def __enter__(self) -> _Budget:
-        self._timer = threading.Timer(max(0.0, self.left()), self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        _Watchdog.get().add(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._timer is not None
-        self._timer.cancel()
+        _Watchdog.get().discard(self)
         with self._lock:
             self._fds.clear()
+
+
+class _Watchdog:
+    """One thread per process that expires the budgets whose deadline has come.
+
+    It used to be a threading.Timer per send: a thread started and stopped for every email, which cost
+    more CPU than composing the email. This thread sleeps until the earliest deadline of the sends in
+    progress, and is woken only when a send starts with an earlier one (sends one after another never do).
+    """
+
+    _current: _Watchdog | None = None
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.budgets: set[_Budget] = set()
+        self.wake_at = float("inf")
+        self.cond = threading.Condition()
+        threading.Thread(target=self._run, name="smtp-deadlines", daemon=True).start()
+
+    @classmethod
+    def get(cls) -> _Watchdog:
+        dog = cls._current
+        if dog is None or dog.pid != os.getpid():  # threads do not survive a fork: the pool's children
+            dog = cls._current = cls()
+        return dog
+
+    def add(self, budget: _Budget) -> None:
+        with self.cond:
+            self.budgets.add(budget)
+            if budget.deadline < self.wake_at:
+                self.cond.notify()
+
+    def discard(self, budget: _Budget) -> None:
+        with self.cond:
+            self.budgets.discard(budget)
+
+    def _run(self) -> None:
+        with self.cond:
+            while True:
+                now = time.monotonic()
+                for budget in [b for b in self.budgets if b.deadline <= now]:
+                    self.budgets.discard(budget)
+                    budget.expire()
+                self.wake_at = min((b.deadline for b in self.budgets), default=float("inf"))
+                self.cond.wait(None if self.wake_at == float("inf") else self.wake_at - now)
 
 
 def _shutdown(fd: int) -> None:

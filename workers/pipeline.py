@@ -15,19 +15,21 @@ import random
 import secrets
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC
-from typing import Any
+from typing import Any, cast
 
-from core import jsonguard
+from core import jsonguard, logs
 from core.logs import log_context
+from core.queue import PROCESS_EVENT
 from core.settings import Settings
 from core.states import TERMINAL, ActionState, ActionStatus, Status
-from core.store import Done, EventStore, Start, StoredEvent
+from core.store import Begun, Done, EventStore, Settle, Start, StoredEvent
 from schemas import ParsedEvent, ValidationError, parse_event
 from workers import dispatch
-from workers.actions import Action, ActionContext, ActionLimits
+from workers.actions import Action, ActionContext, ActionLimits, ActionResult, BatchAction
 from workers.errors import DesignerPayloadError, InvalidPayloadError, PermanentError, TransientError
 from workers.handlers import HandlerSpec
 
@@ -51,6 +53,8 @@ class Runtime:
     handlers: tuple[HandlerSpec, ...] = ()
     clock: Callable[[], float] = time.time
     rng: Callable[[], float] = random.random
+    # Inside a batch (process_batch): outcomes not yet written, each with its log line; None writes at once.
+    pending: list[tuple[Settle, Callable[[], None]]] | None = None
 
 
 def parse(raw: bytes) -> ParsedEvent:
@@ -87,6 +91,71 @@ def process_event(event_id: str, rt: Runtime, *, message_id: str = "", queue: st
     loaded = rt.store.begin(
         event_id, now=now, max_starts=MAX_EVENT_STARTS, message_id=message_id, queue=queue
     )
+    step = _prepare(event_id, loaded, rt, now=now, message_id=message_id)
+    return step if isinstance(step, str) else _run(step, rt)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message of a batch: the event it hands over, its id and the queue it came from."""
+
+    event_id: str
+    message_id: str = ""
+    queue: str = ""
+
+
+def process_batch(deliveries: Sequence[Delivery], rt: Runtime) -> list[str]:
+    """Process a batch of stored events as process_event does each; return each one's status afterwards.
+
+    The batch begins in one store round trip and settles in one, with the events' own outcomes: an event's
+    failure (bad payload, failing action, a handler's exception) is its own. An outcome that records side
+    effects (an email sent, say) is written at once, with those waiting, never held back for the batch:
+    a crash must not lose the record of a side effect that happened. An event whose processing raised
+    comes back as "error": it was begun, so its outbox lease brings it back, as for a single event.
+    """
+    rt = replace(rt, pending=[])
+    now = rt.clock()
+    # Two messages for one event (a reconciler's hand-off and the first one, say) run it once: one after the
+    # other, the second would have found it finished.
+    first: dict[str, int] = {}
+    for i, d in enumerate(deliveries):
+        first.setdefault(d.event_id, i)
+    unique = [deliveries[i] for i in first.values()]
+    starts = [(d.event_id, d.message_id, d.queue) for d in unique]
+    begun = rt.store.begin_many(starts, now=now, max_starts=MAX_EVENT_STARTS)
+    out: list[str] = ["error"] * len(deliveries)
+    works: list[tuple[int, Work]] = []
+    for i, d, loaded in zip(first.values(), unique, begun, strict=True):
+        with _event_context(d):
+            try:
+                step = _prepare(d.event_id, loaded, rt, now=now, message_id=d.message_id)
+            except Exception:
+                log.exception("event raised an unexpected error", extra={"reason": "unexpected"})
+                continue
+        if isinstance(step, str):
+            out[i] = step
+        else:
+            works.append((i, step))
+    _run_batch_actions([w for _, w in works], rt)
+    for i, work in works:
+        with _event_context(deliveries[i]):
+            try:
+                out[i] = _run(work, rt)
+            except Exception:
+                log.exception("event raised an unexpected error", extra={"reason": "unexpected"})
+    write_pending(rt)
+    return [out[first[d.event_id]] for d in deliveries]
+
+
+@contextmanager
+def _event_context(d: Delivery) -> Iterator[None]:
+    # What the task_prerun signal binds for a single message: each event of a batch logs as its own task.
+    with log_context(task_id=d.message_id or None, task=PROCESS_EVENT, event_id=d.event_id):
+        yield
+
+
+def _prepare(event_id: str, loaded: Begun | None, rt: Runtime, *, now: float, message_id: str) -> str | Work:
+    """What begin() gave, up to the actions: a status if that settled the event, else the actions' Work."""
     if loaded is None:
         log.warning("event not found (expired or never stored)", extra={"event_id": event_id})
         return "missing"
@@ -168,7 +237,6 @@ def settle(
     if finished:
         fields["unfinished_starts"] = 0
     outbox: float | bool = False if status != Status.FAILED else (due or rt.clock()) + 0.001
-    rt.store.set_status(ev.id, status, outbox=outbox, now=now, actions=actions, done=effects, **fields)
     extra: dict[str, Any] = {"event_id": ev.id, "status": str(status)}
     if event_type or ev.event_type:
         extra["event_type"] = event_type or ev.event_type
@@ -176,11 +244,38 @@ def settle(
         extra["reason"] = reason
     if shown is not None:
         extra["actions"] = {n: str(a.status) for n, a in shown.items()}
-    if status == Status.DEAD and reason == "too_many_starts":
-        log.error("event dead: too many starts", extra={**extra, "starts": ev.unfinished_starts})
-    else:
-        log.info("event %s", status, extra=extra)
+
+    def say() -> None:
+        if status == Status.DEAD and reason == "too_many_starts":
+            log.error("event dead: too many starts", extra={**extra, "starts": ev.unfinished_starts})
+        else:
+            log.info("event %s", status, extra=extra)
+
+    if rt.pending is None:
+        rt.store.set_status(ev.id, status, outbox=outbox, now=now, actions=actions, done=effects, **fields)
+        say()
+        return str(status)
+    entry = Settle(ev.id, status, outbox=outbox, now=now, actions=actions, done=tuple(effects), fields=fields)
+    bound = logs.bound()
+
+    def say_bound() -> None:
+        with log_context(**bound):
+            say()
+
+    rt.pending.append((entry, say_bound))
+    if effects:
+        write_pending(rt)
     return str(status)
+
+
+def write_pending(rt: Runtime) -> None:
+    """Write a batch's outcomes not written yet, in one round trip, then log them."""
+    if not rt.pending:
+        return
+    pending, rt.pending[:] = list(rt.pending), []
+    rt.store.settle_many([entry for entry, _ in pending])
+    for _, say in pending:
+        say()
 
 
 def _body_source(raw: bytes) -> str | None:
@@ -202,13 +297,13 @@ def _body_source(raw: bytes) -> str | None:
 
 def run_designer(
     ev: StoredEvent, exc: DesignerPayloadError, rt: Runtime, states: ActionStates, *, source: str = ""
-) -> str:
+) -> str | Work:
     """A Payload-designer body (from a distribution endpoint, or a distribution's body on the main URL,
     known by its `source.id`): forwarded where configured, else ignored."""
     names = dispatch.designer_actions_for(source or ev.source, rt.settings)
     if not names:
         return settle(rt, ev, Status.IGNORED, reason=exc.reason, errors=exc.messages)
-    return _run(Work(ev, None, _designer_type(ev.raw)), names, rt, states)
+    return Work(ev, None, _designer_type(ev.raw), names=names, states=states)
 
 
 def _designer_type(raw: bytes) -> str:
@@ -219,14 +314,14 @@ def _designer_type(raw: bytes) -> str:
         return ""
 
 
-def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime, states: ActionStates) -> str:
-    """Route a validated event and run its due actions."""
+def run_actions(ev: StoredEvent, parsed: ParsedEvent, rt: Runtime, states: ActionStates) -> str | Work:
+    """Route a validated event: its status if nothing routes it, else the Work of its actions."""
     event_type = parsed.event_type
     names = dispatch.actions_for(event_type, rt.settings, rt.handlers)
     if not names:
         reason = dispatch.ignore_reason(event_type)
         return settle(rt, ev, Status.IGNORED, reason=reason, event_type=event_type)
-    return _run(Work(ev, parsed, event_type), names, rt, states)
+    return Work(ev, parsed, event_type, names=names, states=states)
 
 
 @dataclass
@@ -236,19 +331,24 @@ class Work:
     ev: StoredEvent
     parsed: ParsedEvent | None  # None for a Payload-designer body (forwards only)
     event_type: str
+    names: tuple[str, ...] = ()  # the routed actions, in order
+    states: ActionStates = field(default_factory=dict)
     # Side effects the attempts recorded, written with the next store write (their action's state).
     effects: list[Done] = field(default_factory=list)
+    # Attempts a batch action made already (run_batch), by action name: their context, outcome, start time.
+    ran: dict[str, tuple[ActionContext, ActionResult | Exception, float]] = field(default_factory=dict)
 
 
-def _run(work: Work, names: tuple[str, ...], rt: Runtime, states: ActionStates) -> str:
-    """Run the due ones of `names` and settle the event from their states."""
+def _run(work: Work, rt: Runtime) -> str:
+    """Run the due ones of the work's actions and settle the event from their states."""
+    names, states = work.names, work.states
     # An attempt's outcome (its state, its metrics count, the side effects it recorded) is written with the
     # event's status: after the last action, so a one-action event settles in one round trip; and, with
     # several actions, before the next one runs (still `processing`): a crash there must not lose it.
     unwritten: dict[str, ActionState] = {}
     for name in names:
         state = states.get(name) or ActionState()
-        if state.settled or (state.next_attempt_at or 0) > rt.clock():
+        if not _due(state, rt):
             continue
         if unwritten:
             rt.store.set_status(work.ev.id, Status.PROCESSING, actions=unwritten, done=work.effects)
@@ -277,10 +377,12 @@ def _run(work: Work, names: tuple[str, ...], rt: Runtime, states: ActionStates) 
     )
 
 
-def run_action(work: Work, name: str, action: Action, state: ActionState, rt: Runtime) -> ActionState:
-    """One attempt of one action; returns its new state (the side effects it recorded go to work.effects)."""
-    state = replace(state, first_attempt_at=state.first_attempt_at or rt.clock())
-    ctx = ActionContext(
+def _due(state: ActionState, rt: Runtime) -> bool:
+    return not state.settled and (state.next_attempt_at or 0) <= rt.clock()
+
+
+def _context(work: Work, name: str, rt: Runtime) -> ActionContext:
+    return ActionContext(
         event_id=work.ev.id,
         attempt_id=f"{work.ev.id}:{name}:{secrets.token_hex(6)}",
         parsed=work.parsed,
@@ -289,12 +391,60 @@ def run_action(work: Work, name: str, action: Action, state: ActionState, rt: Ru
         event_type=work.event_type,
         effects=work.effects,
     )
+
+
+def _run_batch_actions(works: Sequence[Work], rt: Runtime) -> None:
+    """Each batch-capable action (one with run_batch) once for every event of the batch it is due for.
+
+    The outcomes wait in each Work's `ran` for _run, which records them where it would have called the
+    action: each event's attempt keeps its own context, effects, state and log lines. A run_batch that
+    raises is the outcome of every attempt in it.
+    """
+    groups: dict[str, list[tuple[Work, ActionContext]]] = {}
+    for work in works:
+        for name in work.names:
+            action = rt.actions.get(name)
+            if getattr(action, "run_batch", None) is None:
+                continue
+            if _due(work.states.get(name) or ActionState(), rt):
+                groups.setdefault(name, []).append((work, _context(work, name, rt)))
+    for name, members in groups.items():
+        run_batch = cast(BatchAction, rt.actions[name]).run_batch
+        ctxs = [ctx for _, ctx in members]
+        started = time.perf_counter()
+        outcomes: list[ActionResult | Exception]
+        try:
+            with log_context(action=name, batch=len(ctxs)):
+                outcomes = list(run_batch(ctxs))
+            if len(outcomes) != len(ctxs):
+                raise TypeError(f"run_batch answered {len(outcomes)} outcomes for {len(ctxs)} events")
+        except Exception as exc:
+            outcomes = [exc] * len(ctxs)
+        for (work, ctx), outcome in zip(members, outcomes, strict=True):
+            work.ran[name] = (ctx, outcome, started)
+
+
+def run_action(work: Work, name: str, action: Action, state: ActionState, rt: Runtime) -> ActionState:
+    """One attempt of one action; returns its new state (the side effects it recorded go to work.effects).
+
+    An attempt run_batch made already (work.ran) is recorded here as if the action had been called now.
+    """
+    state = replace(state, first_attempt_at=state.first_attempt_at or rt.clock())
+    ran = work.ran.pop(name, None)
+    ctx = ran[0] if ran else _context(work, name, rt)
     extra = {"event_id": work.ev.id, "event_type": work.event_type, "action": name}
-    started = time.perf_counter()
+    started = ran[2] if ran else time.perf_counter()
     try:
         # Bound, so the lines an action logs itself (the mailer's, say) say which event and action they are.
         with log_context(**extra):
-            result = action(ctx)
+            if ran is None:
+                result = action(ctx)
+            elif isinstance(ran[1], Exception):
+                raise ran[1]
+            elif isinstance(ran[1], ActionResult):
+                result = ran[1]
+            else:
+                raise TypeError(f"run_batch answered {type(ran[1]).__name__}, not an ActionResult")
     except PermanentError as exc:
         log.warning("action failed permanently", extra={**extra, "reason": exc.reason, "error": str(exc)})
         return _record(state, rt, ActionStatus.DEAD, error=str(exc), reason=exc.reason, started=started)

@@ -27,7 +27,8 @@ def task(name: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
     )
 
 
-@task(PROCESS_EVENT)
+# Its messages are run in batches (workers/batch.py) unless WORKER_BATCH_SIZE is 1.
+@task(PROCESS_EVENT, Strategy="workers.batch:strategy")
 def process_event(self: Task, event_id: str) -> str:
     # Which message this is and where it came from: the reconciler's rules need both (lua/hand_over.lua).
     queue = (self.request.delivery_info or {}).get("routing_key") or ""

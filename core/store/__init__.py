@@ -65,7 +65,7 @@ from core.store.base import (
 )
 from core.store.deliveries import Deliveries
 from core.store.jobs import Jobs
-from core.store.life import Claim, EventLife, HandOff, Start
+from core.store.life import Begun, Claim, EventLife, HandOff, Settle, Start
 from core.store.queries import Queries, WorkerCounters
 from core.store.reservations import Reservations
 from core.store.retention import Retention
@@ -80,10 +80,12 @@ __all__ = [
     "LATENCY_BUCKETS",
     "STATUSES",
     "TERMINAL",
+    "Begun",
     "Claim",
     "Done",
     "EventStore",
     "HandOff",
+    "Settle",
     "Start",
     "StoreUnavailableError",
     "StoredEvent",

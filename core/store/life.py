@@ -7,8 +7,11 @@ import json
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
+
+import redis
 
 from core.queue import LIVE_QUEUE, REPLAY_QUEUE
 from core.states import STATUSES, TERMINAL, ActionState, ActionStatus, Status
@@ -17,7 +20,7 @@ from schemas import event_types
 
 
 class Start(IntEnum):
-    """What begin() made of a message, as lua/begin.lua numbers it (false only when not started)."""
+    """What begin() made of a message, as lua/begin_many.lua numbers it (false only when not started)."""
 
     REFUSED = 0  # finished, or started too often without finishing
     STARTED = 1
@@ -42,38 +45,49 @@ class Claim:
     seen: int
 
 
+Begun = tuple[StoredEvent, dict[str, ActionState], Start]  # what begin() answers for a known event
+
+
+@dataclass(frozen=True)
+class Settle:
+    """One event's set_status() arguments, for settle_many()."""
+
+    event_id: str
+    status: str
+    outbox: float | bool | None = None
+    now: float | None = None
+    actions: Mapping[str, ActionState] | None = None
+    done: Sequence[Done] = ()
+    fields: Mapping[str, str | int | float] = field(default_factory=dict)
+
+
 class EventLife(StoreBase):
     """The workers' side of the store."""
 
     def begin(
         self, event_id: str, *, now: float, max_starts: int, message_id: str = "", queue: str = ""
-    ) -> tuple[StoredEvent, dict[str, ActionState], Start] | None:
+    ) -> Begun | None:
         """Load an event for processing and, if it may run, mark it `processing` (one round trip).
 
         Returns (the event as it was, its actions' states, what became of this start), or None if unknown.
-        `message_id` and `queue` say which message this is (see lua/begin.lua).
+        `message_id` and `queue` say which message this is (see lua/begin_many.lua).
         """
+        return self.begin_many([(event_id, message_id, queue)], now=now, max_starts=max_starts)[0]
+
+    def begin_many(
+        self, starts: Sequence[tuple[str, str, str]], *, now: float, max_starts: int
+    ) -> list[Begun | None]:
+        """begin() for a batch of (event id, message id, queue), in one round trip; one answer per start."""
+        if not starts:
+            return []
         lease = self.settings.outbox_lease_s
-        res = self.script("begin")(
-            args=[self.p, event_id, repr(now), repr(now + lease), max_starts, message_id, queue]
-        )
-        if not res:
-            return None
-        status, source, received_at, event_type, attempts, unfinished, raw, acts, started = res
-        ev = StoredEvent(
-            id=event_id,
-            status=status.decode(),
-            raw=raw,
-            source=source.decode(),
-            received_at=float(received_at or 0),
-            event_type=event_type.decode(),
-            attempts=int(attempts),
-            unfinished_starts=int(unfinished),
-        )
-        actions = {
-            acts[i].decode(): ActionState.from_json(json.loads(acts[i + 1])) for i in range(0, len(acts), 2)
-        }
-        return ev, actions, Start(int(started))
+        args: list[str | int] = [self.p, repr(now), repr(now + lease), max_starts]
+        for start in starts:
+            args += start
+        return [
+            _begun(event_id, res) if res else None
+            for (event_id, _, _), res in zip(starts, self.script("begin_many")(args=args), strict=True)
+        ]
 
     def set_status(
         self,
@@ -92,6 +106,54 @@ class EventLife(StoreBase):
         `actions` (name -> state, each attempt counted under its status) and `done` are written in the same
         atomic round trip: how a worker settles an event and its last action's outcome at once.
         """
+        args = self._status_args(event_id, status, outbox, now, actions, done, fields)
+        old = self._patiently(lambda: self.script("set_status")(args=args), done)
+        return old.decode() if old else None
+
+    def settle_many(self, settles: Sequence[Settle]) -> list[str | None]:
+        """set_status() for each of a batch of events, in one round trip; the old status of each.
+
+        Each event's write is its own atomic set_status script (the same one a single event runs), so a
+        batch's events settle exactly as they would one by one; they travel together in one pipeline.
+        """
+        if not settles:
+            return []
+        batch = [
+            self._status_args(s.event_id, s.status, s.outbox, s.now, s.actions, s.done, dict(s.fields))
+            for s in settles
+        ]
+        done = [d for s in settles for d in s.done]
+        olds = self._patiently(lambda: self._evalsha_many("set_status", batch), done)
+        return [old.decode() if old else None for old in olds]
+
+    def _evalsha_many(self, name: str, batch: Sequence[Sequence[str | int]]) -> list[Any]:
+        """Script `name` once per argument list, pipelined (no transaction): one round trip.
+
+        redis-py's pipelined Script checks SCRIPT EXISTS before every execute, a second round trip; this
+        sends plain EVALSHAs and loads the script only when the server says it does not know it.
+        """
+        script = self.script(name)
+        for _ in range(2):
+            pipe = self.r.pipeline(transaction=False)
+            for args in batch:
+                pipe.execute_command("EVALSHA", script.sha, 0, *args)
+            try:
+                return list(pipe.execute())
+            except redis.exceptions.NoScriptError:
+                # Nothing ran: every command was the same unknown script (a restarted or flushed server).
+                self.r.script_load(script.script)
+        raise RuntimeError(f"the store keeps forgetting script {name}")
+
+    def _status_args(
+        self,
+        event_id: str,
+        status: str,
+        outbox: float | bool | None,
+        now: float | None,
+        actions: Mapping[str, ActionState] | None,
+        done: Sequence[Done],
+        fields: dict[str, str | int | float],
+    ) -> list[str | int]:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         now = time.time() if now is None else now
@@ -120,8 +182,7 @@ class EventLife(StoreBase):
             # Indexes and counters use the label: a sender's made-up types all count as `other`.
             fields["type_label"] = event_types.label(str(fields["event_type"]))
         args += [str(x) for kv in fields.items() for x in kv]
-        old = self._patiently(lambda: self.script("set_status")(args=args), done)
-        return old.decode() if old else None
+        return args
 
     def actions(self, event_id: str) -> dict[str, ActionState]:
         """Each action's state, by action name."""
@@ -222,6 +283,24 @@ class EventLife(StoreBase):
         )
         self.r.hincrby(self.key("ev", event_id), "replays", 1)
         return True
+
+
+def _begun(event_id: str, res: list[Any]) -> Begun:
+    status, source, received_at, event_type, attempts, unfinished, raw, acts, started = res
+    ev = StoredEvent(
+        id=event_id,
+        status=status.decode(),
+        raw=raw,
+        source=source.decode(),
+        received_at=float(received_at or 0),
+        event_type=event_type.decode(),
+        attempts=int(attempts),
+        unfinished_starts=int(unfinished),
+    )
+    actions = {
+        acts[i].decode(): ActionState.from_json(json.loads(acts[i + 1])) for i in range(0, len(acts), 2)
+    }
+    return ev, actions, Start(int(started))
 
 
 def _dump(state: ActionState) -> str:

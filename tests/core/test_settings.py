@@ -19,6 +19,11 @@ class TestFromEnv:
         assert (s.intake_header_timeout_s, s.intake_body_timeout_s) == (5.0, 10.0)
         assert s.intake_max_connections_per_client == 256
         assert (s.console_idle_s, s.trusted_proxies, s.log_format) == (1800, 0, "auto")
+        assert (s.worker_batch_size, s.worker_batch_wait_ms) == (32, 0.0)
+
+    def test_micro_batch_settings(self):
+        s = Settings.from_env({"WORKER_BATCH_SIZE": "1", "WORKER_BATCH_WAIT_MS": "2.5"})
+        assert (s.worker_batch_size, s.worker_batch_wait_ms) == (1, 2.5)
 
     def test_secrets_are_comma_separated_and_trimmed(self):
         s = Settings.from_env({"VOUCHERIFY_WEBHOOK_SECRETS": " new , old,, "})
@@ -35,6 +40,8 @@ class TestFromEnv:
         [
             ("MAX_BODY_BYTES", "lots"),
             ("MAX_BODY_BYTES", "0"),
+            ("WORKER_BATCH_SIZE", "0"),
+            ("WORKER_BATCH_WAIT_MS", "-1"),
             ("SIGNATURE_FALLBACK_MAX_BYTES", "-1"),
             ("REDIS_URL", "http://localhost"),
             ("SMTP_URL", "mail.example.com"),

@@ -7,6 +7,7 @@ them, and deletes them before and after: a later run, or a service started after
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -91,6 +92,34 @@ def test_service_runs_on_rabbitmq(rabbitmq, redis_url, tmp_path, workers, smtp_s
     output = worker.output()
     assert "PRECONDITION_FAILED" not in output
     assert "amqp://guest:**@127.0.0.1:5672//" in output
+
+
+@pytest.mark.timeout(90)
+def test_batches_on_rabbitmq(rabbitmq, redis_url, tmp_path, workers, smtp_sink, store):
+    """Micro-batches on RabbitMQ: a backlog waiting when the worker starts runs in batches of several
+    messages (prefetch makes room for them), each event processed and acked, one email each."""
+    settings = fault_settings(redis_url, tmp_path, broker_url=rabbitmq)
+    intake = Intake(settings)
+    docs = [publication() for _ in range(30)]
+    ids = [intake.post(doc)["id"] for doc in docs]
+    worker = workers(
+        redis_url,
+        concurrency=1,
+        CELERY_BROKER_URL=rabbitmq,
+        SMTP_URL=smtp_sink.url,
+        WORKER_BATCH_SIZE="8",
+        WORKER_BATCH_WAIT_MS="300",
+    )
+    statuses = wait_settled(store, ids, timeout=45)
+    assert set(statuses.values()) == {"processed"}
+    assert [d for d in docs if len(smtp_sink.to(email_of(d))) != 1] == []
+    sizes = [json.loads(line)["events"] for line in worker.output().splitlines() if '"batch done"' in line]
+    assert sum(sizes) == len(ids)
+    assert max(sizes) > 1
+    # Every message was acked: nothing is left on the queue or unacked once the worker stops.
+    worker.stop()
+    with Connection(rabbitmq) as conn:
+        assert conn.channel().queue_declare(LIVE_QUEUE, passive=True).message_count == 0
 
 
 def test_queues_are_durable_quorum_queues(rabbitmq, redis_url, tmp_path):

@@ -64,6 +64,9 @@ def test_a_backlog_longer_than_the_lease_gets_one_message_per_event(
         SMTP_URL=smtp_sink.url,
         ACTION_BACKOFF_CAP_SECONDS="1",
         ACTION_MAX_ATTEMPTS="1000",
+        # Small batches: a worker holds 2 x WORKER_BATCH_SIZE messages off the queue (prefetch), and the
+        # backlog is measured on the queue itself.
+        WORKER_BATCH_SIZE="4",
     )
     docs = [publication() for _ in range(80)]
     ids = [intake.post(doc)["id"] for doc in docs]

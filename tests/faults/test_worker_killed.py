@@ -22,7 +22,9 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(
     redis_url, tmp_path, workers, smtp_sink, store
 ):
     """300 publications in flight, the worker's whole process group SIGKILLed after ~a quarter were
-    emailed, a new worker started: every event ends processed, every customer has exactly one email."""
+    emailed, a new worker started: every event ends processed, every customer has exactly one email.
+    The workers run micro-batches (a backlog forms: the kill lands mid-batch, with the rest of each
+    process's batch begun, unacked or buffered, and the emails sent earlier in the batch recorded)."""
     settings = fault_settings(redis_url, tmp_path)
     intake = Intake(settings)
 
@@ -36,7 +38,7 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(
     armed, killed = threading.Event(), threading.Event()
     # A long backoff cap lets the retry of a publication the dead worker still holds land when its
     # reservation lapses (30 s), rather than polling it.
-    env = {"SMTP_URL": smtp_sink.url, "ACTION_BACKOFF_CAP_SECONDS": "60"}
+    env = {"SMTP_URL": smtp_sink.url, "ACTION_BACKOFF_CAP_SECONDS": "60", "WORKER_BATCH_SIZE": "16"}
     victim = workers(redis_url, concurrency=CONCURRENCY, **env)
 
     def kill_when_all_held(in_rcpt: int) -> None:
@@ -56,6 +58,8 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(
     assert killed.wait(10), "the worker processes were never all in RCPT at once"
     killed_s, sent_before = clock(), len(smtp_sink.messages)
     victim.popen.wait(5)
+    batches = [json.loads(line)["events"] for line in victim.output().splitlines() if '"batch done"' in line]
+    assert max(batches) > 1, batches  # it really ran batches
     smtp_sink.on_rcpt = None
     left = Counter((store.r.hget(store.key("ev", i), "status") or b"").decode() for i in ids)
     assert left["queued"] + left["processing"] > EVENTS // 2, left  # mid-stream, really

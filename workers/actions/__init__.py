@@ -6,7 +6,7 @@ PermanentError; the pipeline records the outcome and decides about retries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -56,6 +56,20 @@ class Action(Protocol):
     """Runs one downstream side effect for one event. It may carry `limits: ActionLimits`."""
 
     def __call__(self, ctx: ActionContext) -> ActionResult: ...
+
+
+class BatchAction(Action, Protocol):
+    """An action that can also run for a whole batch of events at once (docs/batches.md).
+
+    When a worker processes a batch, it calls `run_batch` once with the contexts of every event of the
+    batch the action is due for, instead of calling the action for each. `results[i]` belongs to
+    `ctxs[i]`: an ActionResult, or the exception calling the action with that context would have raised
+    (TransientError retries that event's attempt, PermanentError ends it, anything else is unexpected).
+    If run_batch itself raises, every attempt in the batch gets that exception. Each context keeps its own
+    attempt_id and effects list; the action's writes for the whole batch must be durable before it returns.
+    """
+
+    def run_batch(self, ctxs: Sequence[ActionContext]) -> list[ActionResult | Exception]: ...
 
 
 def once(

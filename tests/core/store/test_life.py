@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.states import ActionState, ActionStatus, Status
-from core.store import Done
+from core.store import Done, Settle, Start
 
 
 @pytest.fixture
@@ -42,6 +42,109 @@ class TestBegin:
 
     def test_unknown_event(self, store):
         assert store.begin("evt_nope", now=1.0, max_starts=10) is None
+
+
+class TestBeginMany:
+    def test_one_answer_per_start_in_order(self, store, event_id):
+        """A batch begins in one call: each event as begin() would, unknown ones None, in the given order."""
+        other, _ = store.accept(b'{"a":1}', dedup_key="k2", headers={}, secret="s", now=101.0)
+        store.set_status(other, Status.PROCESSED, outbox=False)
+        got = store.begin_many(
+            [(event_id, "m1", "events"), ("evt_nope", "m2", "events"), (other, "m3", "events")],
+            now=200.0,
+            max_starts=10,
+        )
+        assert got[1] is None
+        assert got[0] is not None
+        assert got[2] is not None
+        (ev, _, started), (done, _, refused) = got[0], got[2]
+        assert (ev.id, ev.raw, started) == (event_id, b"{}", Start.STARTED)
+        assert (done.id, done.raw, refused) == (other, b'{"a":1}', Start.REFUSED)
+        assert store.document(event_id)["status"] == Status.PROCESSING
+        assert store.document(other)["status"] == Status.PROCESSED
+
+    def test_a_reconciler_message_that_is_not_the_hand_off_is_superseded(self, store, event_id):
+        """Each start is judged by its own message id, as begin() judges one."""
+        (_, _, verdict), (_, _, again) = store.begin_many(  # type: ignore[misc]
+            [(event_id, "rc-1-abc", "replay"), (event_id, "m1", "events")], now=200.0, max_starts=10
+        )
+        assert (verdict, again) == (Start.SUPERSEDED, Start.STARTED)
+
+    def test_one_script_call(self, store, event_id):
+        """However many events: one EVALSHA."""
+        before = _calls(store, "evalsha")
+        store.begin_many([(event_id, "", ""), ("evt_a", "", ""), ("evt_b", "", "")], now=2.0, max_starts=10)
+        assert _calls(store, "evalsha") - before == 1
+
+    def test_empty_batch(self, store):
+        assert store.begin_many([], now=1.0, max_starts=10) == []
+
+
+class TestSettleMany:
+    def test_each_event_settles_as_set_status_would(self, store, event_id):
+        """Statuses, actions, side effects, fields and the outbox, per event, with each one's old status."""
+        other, _ = store.accept(b'{"a":1}', dedup_key="k2", headers={}, secret="s", now=101.0)
+        state = ActionState(ActionStatus.SUCCEEDED, attempts=1)
+        olds = store.settle_many(
+            [
+                Settle(
+                    event_id,
+                    Status.PROCESSED,
+                    outbox=False,
+                    actions={"notify_customer": state},
+                    done=(Done("notify:pub_1", "holder", 60),),
+                    fields={"event_type": "publication.succeeded", "reason": ""},
+                ),
+                Settle(other, Status.FAILED, outbox=500.0, fields={"reason": "busy"}),
+                Settle("evt_nope", Status.PROCESSED),
+            ]
+        )
+        assert olds == [Status.QUEUED, Status.QUEUED, None]
+        assert store.actions(event_id) == {"notify_customer": state}
+        assert store.r.get(f"{store.p}:once:notify:pub_1") == b"done:holder"
+        doc = store.document(event_id)
+        assert (doc["status"], doc["event_type"]) == (Status.PROCESSED, "publication.succeeded")
+        assert store.r.zscore(f"{store.p}:outbox", event_id) is None
+        assert store.document(other)["status"] == Status.FAILED
+        assert store.r.zscore(f"{store.p}:outbox", other) == 500.0
+
+    def test_one_pipeline_of_evalsha_even_after_the_server_forgot_the_script(self, store, event_id):
+        """Plain EVALSHAs in one pipeline (no SCRIPT EXISTS first); a server that lost its scripts gets the
+        script loaded once and the batch sent again."""
+        store.settle_many([Settle(event_id, Status.PROCESSING)])
+        store.r.script_flush()
+        executed = []
+        real = store.r.pipeline
+
+        def pipeline_(*args, **kwargs):
+            pipe = real(*args, **kwargs)
+            execute = pipe.execute
+
+            def counted(*a, **kw):
+                executed.append([c[0][0] for c in pipe.command_stack])
+                return execute(*a, **kw)
+
+            pipe.execute = counted
+            return pipe
+
+        store.r.pipeline = pipeline_
+        try:
+            store.settle_many([Settle(event_id, Status.PROCESSING), Settle(event_id, Status.PROCESSED)])
+            assert executed == [["EVALSHA", "EVALSHA"]] * 2  # NOSCRIPT; SCRIPT LOAD; again
+            executed.clear()
+            store.settle_many([Settle(event_id, Status.PROCESSED)])
+            assert executed == [["EVALSHA"]]
+        finally:
+            del store.r.pipeline
+        assert store.document(event_id)["status"] == Status.PROCESSED
+
+    def test_unknown_status_is_refused_before_anything_is_written(self, store, event_id):
+        with pytest.raises(ValueError, match="unknown status"):
+            store.settle_many([Settle(event_id, Status.PROCESSED), Settle(event_id, "nonsense")])
+        assert store.document(event_id)["status"] == Status.QUEUED
+
+    def test_empty_batch(self, store):
+        assert store.settle_many([]) == []
 
 
 class TestSetStatus:
@@ -129,3 +232,7 @@ class TestSettledPerMinute:
     def test_unfinished_statuses_are_not_counted(self, store, event_id):
         store.set_status(event_id, Status.FAILED, outbox=300.0, now=7200.0)
         assert store.settled_per_minute(since=0.0, until=10_000.0) == {}
+
+
+def _calls(store, command):
+    return int(store.r.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))

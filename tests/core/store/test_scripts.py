@@ -18,7 +18,7 @@ def test_every_script_is_there():
     """The scripts the store runs are the files in core/store/lua (a rename breaks this, not production)."""
     assert SCRIPTS == [
         "accept",
-        "begin",
+        "begin_many",
         "claim_due",
         "compact",
         "expand",
@@ -48,7 +48,7 @@ def test_header_lists_keys_argv_and_return(name):
         assert word in text, f"{name}.lua does not say its {word}"
 
 
-@pytest.mark.parametrize("name", ["begin", "hand_over", "set_status"])
+@pytest.mark.parametrize("name", ["begin_many", "hand_over", "set_status"])
 def test_terminal_statuses_agree(name):
     """The scripts' TERMINAL table is core.states.TERMINAL."""
     table = re.search(r"^local TERMINAL = \{(.*)\}", lua(name), re.M)
