@@ -33,6 +33,7 @@ from typing import Any
 
 import redis
 
+from benchmarks.run import spawn_logged, stop_group
 from cli import embedded
 from core import db, examples
 from core.archive import Archive
@@ -106,26 +107,12 @@ class Run:
         args += ["--hostname", f"arch{time.monotonic_ns()}@%h"]
         if beat:
             args += ["--beat", "--schedule", str(self.workdir / f"beat-{time.monotonic_ns()}")]
-        log = open(self.workdir / f"proc-{len(self.procs)}.log", "wb")  # noqa: SIM115 - lives with the process
-        p = subprocess.Popen(
-            args,
-            env={**self.env, **env},
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        p = spawn_logged(args, {**self.env, **env}, self.workdir / f"proc-{len(self.procs)}.log")
         self.procs.append(p)
         return p
 
     def stop(self, p: subprocess.Popen[bytes]) -> None:
-        if p.poll() is None:
-            os.killpg(p.pid, 15)
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, 9)
-                p.wait()
+        stop_group(p)
 
     def prefill(self, n: int, makers: list[Callable[[int], bytes]]) -> None:
         store = EventStore(self.redis, self.settings())

@@ -72,6 +72,25 @@ TINY = Size(
 )
 
 
+def spawn_logged(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """A benchmark's process in a session of its own (stop_group reaches its children), logging to a file."""
+    log = open(log_path, "wb")  # noqa: SIM115 - lives with the process
+    return subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop_group(p: subprocess.Popen[bytes]) -> None:
+    """Stop a spawn_logged process and its children: TERM, then KILL after 20 s."""
+    if p.poll() is None:
+        os.killpg(p.pid, 15)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)
+            p.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,21 +125,12 @@ class Bench:
     # -- processes ---------------------------------------------------------------------------------------
 
     def spawn(self, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"proc-{len(self.procs)}.log", "wb")  # noqa: SIM115 - lives with the process
-        p = subprocess.Popen(
-            args, env=env or self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        p = spawn_logged(args, env or self.env, self.workdir / f"proc-{len(self.procs)}.log")
         self.procs.append(p)
         return p
 
     def _stop(self, p: subprocess.Popen[bytes]) -> None:
-        if p.poll() is None:
-            os.killpg(p.pid, 15)
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, 9)
-                p.wait()
+        stop_group(p)
 
     def stop(self, p: subprocess.Popen[bytes]) -> None:
         self._stop(p)
