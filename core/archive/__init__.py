@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, or_, select, tuple_
@@ -38,6 +38,9 @@ class ArchivedEvent:
     actions: dict[str, str]  # the {p}:act:<id> hash: action name -> state JSON
     raw: bytes
     archived_at: float | None = None
+    # {"fields": …, "actions": …} as JSON when the reader had it encoded already (lua/collect.lua): the
+    # archive stores it as is instead of encoding the two dicts again.
+    document: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def status(self) -> str:
@@ -224,7 +227,7 @@ def _filters(
 
 def _row(e: ArchivedEvent, now: float) -> dict[str, Any]:
     f = e.fields
-    doc = json.dumps({"fields": f, "actions": e.actions}, separators=(",", ":")).encode()
+    doc = e.document or json.dumps({"fields": f, "actions": e.actions}, separators=(",", ":")).encode()
     return {
         "id": e.id,
         "status": e.status,

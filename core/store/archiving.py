@@ -9,6 +9,7 @@ Only settled events are compacted, and a replay expands the body again before a 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import cast
@@ -53,25 +54,21 @@ class Archiving(StoreBase):
                     break
                 seen += len(ids)
                 offset += len(ids)
-                pipe = self.r.pipeline(transaction=False)
-                for i in ids:
-                    pipe.hgetall(self.key("ev", i))
-                    pipe.hgetall(self.key("act", i))
-                    pipe.get(self.key("raw", i))
-                res = pipe.execute()
-                for k, i in enumerate(ids):
-                    ev, acts, raw = res[3 * k], res[3 * k + 1], res[3 * k + 2]
-                    if not ev or raw is None:
-                        continue  # expired meanwhile (retention)
-                    fields = {text(a): text(b) for a, b in ev.items()}
-                    if fields.get("status") != status or float(fields.get("updated_at") or 0) > horizon:
-                        continue  # settled recently (a long retry), or changed since the index said so
-                    body = bytes(raw)
-                    name = fields.pop("raw_codec", None)
+                got = self.script("collect")(args=[self.p, status, repr(horizon), *ids])
+                for k in range(0, len(got), 4):
+                    doc, body, name = bytes(got[k + 1]), bytes(got[k + 2]), text(got[k + 3])
+                    parsed = json.loads(doc)
                     if name:
                         body = codec.decompress(body, name)
-                    actions = {text(a): text(b) for a, b in acts.items()}
-                    out.append(ArchivedEvent(id=i, fields=fields, actions=actions, raw=body))
+                    out.append(
+                        ArchivedEvent(
+                            id=text(got[k]),
+                            fields=parsed["fields"],
+                            actions=parsed["actions"],
+                            raw=body,
+                            document=doc,
+                        )
+                    )
                 if len(ids) < page:
                     break
         return out

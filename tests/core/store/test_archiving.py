@@ -73,6 +73,36 @@ class TestDue:
         assert json.loads(e.actions["forward:crm"])["attempts"] == 2
         assert e.id == event_id
 
+    def test_the_document_is_the_hashes_exactly_whatever_their_values_hold(self, store, archive, now):
+        """The document is encoded in Redis (lua/collect.lua): slashes, quotes, backslashes, control and
+        non-ASCII characters in any field come back as written, an event with no action state has `{}`,
+        and the archive's row reads back to the same event."""
+        odd = {"Referer": 'https://shop.example/a/b?q="x"\\y', "X-Name": "Zoë ✓ 券\n\t\u0001"}
+        event_id, _ = store.accept(
+            BODY, dedup_key="ev:src_1:evt_odd", headers=odd, secret="secret:0", now=now - 3 * HOUR
+        )
+        store.set_status(event_id, "ignored", now=now - 2 * HOUR, outbox=False, event_type="voucher.updated")
+        expected = {k.decode(): v.decode() for k, v in store.r.hgetall(store.key("ev", event_id)).items()}
+        (e,) = store.due_for_archive(now=now, after_s=HOUR)
+        assert e.fields == expected
+        assert e.actions == {}
+        assert json.loads(e.fields["headers"])["X-Name"] == odd["X-Name"]
+        archive.write([e], now=now)
+        back = archive.get(event_id)
+        assert back is not None
+        assert (back.fields, back.actions, back.raw) == (expected, {}, BODY)
+
+    def test_a_compacted_body_is_read_as_received(self, store, now):
+        """A body compressed in place (no archive at the time) is archived as received, without raw_codec."""
+        event_id = settle(store, 1, received=now - 3 * HOUR, settled=now - 2 * HOUR)
+        assert store.compact(now=now, after_s=HOUR) == 1
+        (e,) = store.due_for_archive(now=now, after_s=HOUR)
+        assert e.raw == BODY
+        assert "raw_codec" not in e.fields
+        hot = {k.decode(): v.decode() for k, v in store.r.hgetall(store.key("ev", event_id)).items()}
+        assert hot.pop("raw_codec") == codec.DEFAULT
+        assert e.fields == hot
+
 
 class TestForget:
     def test_deletes_the_event_and_its_index_entries_but_not_its_dedup_claim(self, store, now):
