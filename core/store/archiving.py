@@ -152,6 +152,10 @@ class Archiving(StoreBase):
         keys = [self.key("ev", event_id), self.key("raw", event_id)]
         return bool(self.script("expand")(keys=keys, args=[text(name), plain]))
 
+    def backlog(self) -> int:
+        """How many events wait for a worker (status queued)."""
+        return int(self.r.zcard(f"{self.p}:st:{Status.QUEUED.value}"))
+
     def archive_lag(self, *, now: float | None = None, after_s: float) -> float:
         """How long the oldest settled event due for the archive has been due (0: none is).
 

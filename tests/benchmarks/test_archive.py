@@ -23,5 +23,7 @@ def test_tiny_archive_benchmark_runs_end_to_end():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(proc.stdout)
-    for key in ("hot", "compacted", "after", "disk_sqlite", "moved_per_s_sqlite", "throughput_ratio"):
+    keys = ("hot", "compacted", "after", "disk_sqlite", "moved_per_s_sqlite")
+    keys += ("throughput_ratio_archiving", "throughput_ratio_competing", "total_cpu_ratio_archiving")
+    for key in keys:
         assert key in figures

@@ -110,6 +110,12 @@ class TestArchive:
         assert s.archive_database_url is None
         assert (s.archive_after_s, s.archive_interval_s) == (3600, 10.0)
         assert (s.archive_retention_processed_s, s.archive_retention_failed_s) == (90 * 86400, 365 * 86400)
+        assert (s.archive_yield_backlog, s.archive_max_defer_s) == (500, 900)
+
+    def test_the_archiver_can_be_told_never_to_defer(self):
+        """ARCHIVE_YIELD_BACKLOG=0: the archiver never waits for a backlog to clear."""
+        s = Settings.from_env({"ARCHIVE_YIELD_BACKLOG": "0", "ARCHIVE_MAX_DEFER_SECONDS": "60"})
+        assert (s.archive_yield_backlog, s.archive_max_defer_s) == (0, 60)
 
     def test_the_archive_defaults_to_the_mirrors_database(self):
         """`run` and compose set only MIRROR_DATABASE_URL: the archive lives there too, unless set apart."""
@@ -123,6 +129,10 @@ class TestArchive:
             Settings.from_env({"ARCHIVE_DATABASE_URL": "mysql://db/x"})
         with pytest.raises(ConfigError, match="ARCHIVE_AFTER_SECONDS"):
             Settings.from_env({"ARCHIVE_AFTER_SECONDS": "0"})
+        with pytest.raises(ConfigError, match="ARCHIVE_YIELD_BACKLOG"):
+            Settings.from_env({"ARCHIVE_YIELD_BACKLOG": "-1"})
+        with pytest.raises(ConfigError, match="ARCHIVE_MAX_DEFER_SECONDS"):
+            Settings.from_env({"ARCHIVE_MAX_DEFER_SECONDS": "soon"})
 
     def test_the_email_memory_outlasts_the_archive(self):
         """An archived event can be replayed while the archive keeps it: "already emailed" lasts as long."""
