@@ -20,11 +20,18 @@ def register(sub: Any) -> None:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     store = common.store()
-    counts = store.counts()
+    events = common.events(store)
+    try:
+        counts, archived = events.counts()
+    finally:
+        events.close()
     oldest = store.oldest_unfinished()
     queues = queue_lengths(TaskQueue(store.settings).celery)
     out: dict[str, Any] = {
+        # By status over Redis and the archive (what `events list` shows); `archived`: the archive's part,
+        # null without an archive or while its database does not answer.
         "counts": counts,
+        "archived": archived,
         "outbox": store.outbox_size(),
         # Messages waiting in the broker, per queue; null when the broker does not answer.
         "queues": queues,
@@ -34,7 +41,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     for status, n in counts.items():
-        print(f"{status:<11} {n}")
+        cold = (archived or {}).get(status)
+        print(f"{status:<11} {n}" + (f" ({cold} archived)" if cold else ""))
     print(f"{'outbox':<11} {out['outbox']}")
     if queues is None:
         print(f"{'queues':<11} broker unreachable")

@@ -137,6 +137,22 @@ class Events:
             n += self.archive.count(**archive_filter(status, event_type), since=since, until=until)
         return n
 
+    def counts(self) -> tuple[dict[str, int], dict[str, int] | None]:
+        """Events by status over both tiers, as the listings hold them, and the archive's part of that
+        (None without an archive, or while its database does not answer: then the counts are Redis's)."""
+        counts = self.store.counts()
+        if self.archive is None:
+            return counts, None
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            cold = self.archive.count_by_status()
+        except DBAPIError:
+            return counts, None
+        for status, n in cold.items():
+            counts[status] = counts.get(status, 0) + n
+        return counts, cold
+
     def bring_back(self, event_id: str) -> bool:
         """Make sure the event is in Redis, restoring it from the archive if need be; False if unknown.
 

@@ -67,6 +67,7 @@ class Archive:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._upsert: tuple[str, tuple[str, ...] | None] | None = None
+        self._by_status: tuple[float, dict[str, int] | None] = (0.0, None)
 
     @classmethod
     def from_url(cls, url: str) -> Archive:
@@ -187,6 +188,17 @@ class Archive:
         q = q.where(*_filters(status, event_type, type_label, None, since, until))
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar() or 0)
+
+    def count_by_status(self, *, max_age_s: float = 60.0) -> dict[str, int]:
+        """How many archived events have each status. One GROUP BY over the status index, remembered for
+        `max_age_s`: the console's overview asks every 10 s; the archive changes once per archiver pass."""
+        at, counts = self._by_status
+        if counts is None or time.monotonic() - at > max_age_s:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(archived.c.status, func.count()).group_by(archived.c.status)).all()
+            counts = {str(status): int(n) for status, n in rows}
+            self._by_status = (time.monotonic(), counts)
+        return dict(counts)
 
     def delete(self, ids: Iterable[str]) -> int:
         """Delete these rows (an event brought back into Redis); how many."""

@@ -186,9 +186,12 @@ def overview() -> str:
     per_minute = store.settled_per_minute(since=now - 86400, until=now + 60)
     hour = chart.slots(per_minute, until=now, span_s=3600, slot_s=60)
     day = chart.slots(per_minute, until=now, span_s=86400, slot_s=900)
+    counts, archived = svc.events.counts()
     return render_template(
         "console/overview.html",
-        counts=store.counts(),
+        counts=counts,
+        archived=archived,
+        archive_down=svc.archive is not None and archived is None,
         outbox=store.outbox_size(),
         queues=queue_lengths(celery) if celery is not None else None,
         oldest_age=_span(now - oldest) if oldest is not None else None,

@@ -143,6 +143,10 @@ def test_the_console_shows_archived_events(redis_url, mirror_url, tmp_path, work
     shown = client.get(f"/console/events/{event_id}").get_data(as_text=True)
     assert "Archived" in shown
     assert client.get(f"/console/events?q={event_id}").status_code == 303
+    # The overview counts what the list holds: the archived event is counted, and said to be archived.
+    overview = client.get("/console/").get_data(as_text=True)
+    assert '<span class="n" data-status="ignored">1</span>' in overview
+    assert "Of these, 1 are in the archive (ignored 1)" in overview
     client.application.extensions["voucherify"].events.close()
 
 

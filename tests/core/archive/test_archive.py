@@ -163,3 +163,26 @@ class TestMergedReads:
         assert events.count_matching() == 3
         assert events.count_matching(status="processed", event_type="voucher.updated") == 2
         assert events.count_matching(since=now - 1) == 1
+
+    def test_counts_by_status_over_both_tiers(self, store, archive):
+        """The overview's and `stats`' counts are what the listings hold: Redis's plus the archive's, with
+        the archive's part apart; the archive's counts are remembered for a minute."""
+        now = time.time()
+        self.hot(store, 1, now)
+        archive.write([event(1, received=now - 5), event(2, received=now - 5, status="dead")])
+        counts, archived = Events(store, archive).counts()
+        assert (counts["processed"], counts["dead"], counts["queued"]) == (2, 1, 0)
+        assert archived == {"processed": 1, "dead": 1}
+        archive.write([event(3, received=now - 5, status="dead")])
+        assert Events(store, archive).counts()[1] == {"processed": 1, "dead": 1}
+        assert archive.count_by_status(max_age_s=0) == {"processed": 1, "dead": 2}
+
+    def test_counts_are_redis_s_while_the_archive_does_not_answer(self, store, tmp_path):
+        """A database that does not answer leaves the counts of the events in Redis, and says so (None)."""
+        from core import db
+
+        self.hot(store, 1, time.time())
+        down = Archive(db.make_engine(f"sqlite:///{tmp_path / 'missing' / 'archive.sqlite3'}"))
+        counts, archived = Events(store, down).counts()
+        assert (counts["processed"], archived) == (1, None)
+        down.engine.dispose()
