@@ -88,7 +88,7 @@ def defers(store: EventStore, *, now: float | None = None) -> bool:
     lag = store.archive_lag(now=now, after_s=settings.archive_after_s)
     if lag >= settings.archive_max_defer_s:
         return False
-    log.debug("archiver defers to the workers' backlog", extra={"backlog": waiting, "lag_s": round(lag, 1)})
+    log.info("archiver defers to the workers' backlog", extra={"backlog": waiting, "lag_s": round(lag, 1)})
     return True
 
 
