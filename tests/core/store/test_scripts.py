@@ -20,6 +20,7 @@ def test_every_script_is_there():
         "accept",
         "begin_many",
         "claim_due",
+        "collect",
         "compact",
         "expand",
         "forget",
