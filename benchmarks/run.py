@@ -182,44 +182,70 @@ class Bench:
         seconds: float | None = None,
         event_type: str = "voucher.updated",
     ) -> dict[str, Any]:
+        """One URL on its own (open loop with `rate`, else closed loop)."""
+        return self.loadgen_turns([url], rate=rate, seconds=seconds, event_type=event_type)[0]
+
+    def loadgen_turns(
+        self,
+        urls: list[str],
+        *,
+        rate: float = 0.0,
+        seconds: float | None = None,
+        slice_seconds: float = 0.0,
+        event_type: str = "voucher.updated",
+    ) -> list[dict[str, Any]]:
+        """The load generator on each URL in turn, `slice_seconds` at a time (benchmarks/loadgen.py); one
+        result per URL. Connections are opened again every REQUESTS_PER_CONNECTION requests."""
         args = [
             sys.executable,
             "-m",
             "benchmarks.loadgen",
-            url,
+            *urls,
             "--secret",
             SECRET,
             "--seconds",
             str(seconds or self.size.intake_seconds),
             "--connections",
             "16",
+            "--requests-per-connection",
+            str(REQUESTS_PER_CONNECTION),
+            "--slice",
+            str(slice_seconds),
             "--event-type",
             event_type,
         ]
         if rate:
             args += ["--rate", str(rate)]
         out = subprocess.run(args, env=self.env, cwd=ROOT, capture_output=True, check=True, timeout=300)
-        return json.loads(out.stdout)
+        return [json.loads(line) for line in out.stdout.splitlines()]
 
     # -- scenarios ----------------------------------------------------------------------------------------
 
     def intake(self) -> dict[str, Any]:
-        """Saturation and half-saturation of the real intake and of the ceiling app, alternating run by run.
+        """Saturation and half-saturation of the real intake and of the ceiling app, taking turns.
 
-        Both servers stay up and take turns, so run i of the intake and run i of the ceiling see the same
-        machine: their ratio is a fair one for that run, and the target holds only if it holds in every run.
+        Both servers stay up. At saturation one load generator alternates between them every
+        INTAKE_SLICE_SECONDS until each has had `intake_seconds`, so run i of the intake and run i of the
+        ceiling saw the same machine to within a slice: their ratio is a fair one for that run, and the target
+        holds only if it holds in every run. Each run also records the CPU time the server's gunicorn
+        processes spent per request, which the load of other work on the machine moves far less than it
+        moves throughput.
         """
         apps = {"intake": "ingest:create_app()", "ceiling": "benchmarks.ceilings:create_ceiling_app()"}
         servers = {name: self.gunicorn(app) for name, app in apps.items()}
         results: dict[str, dict[str, list[dict[str, Any]]]] = {
             name: {"saturation": [], "half": []} for name in apps
         }
+        urls = [url for _, url in servers.values()]
         try:
-            for _, url in servers.values():
-                self.loadgen(url, seconds=1.0)  # warm-up
+            self.loadgen_turns(urls, seconds=1.0, slice_seconds=0.5)  # warm-up
             for _ in range(self.size.runs):
-                for name, (_, url) in servers.items():
-                    results[name]["saturation"].append(self.loadgen(url))
+                before = {name: _group_cpu_seconds(p.pid) for name, (p, _) in servers.items()}
+                got = self.loadgen_turns(urls, slice_seconds=INTAKE_SLICE_SECONDS)
+                for (name, (p, _)), r in zip(servers.items(), got, strict=True):
+                    spent = _group_cpu_seconds(p.pid) - before[name]
+                    r["server_cpu_us"] = round(spent / max(1, r["count"]) * 1e6, 1)
+                    results[name]["saturation"].append(r)
             for _ in range(self.size.runs):
                 for name, (_, url) in servers.items():
                     half_rate = statistics.median(r["rps"] for r in results[name]["saturation"]) / 2
@@ -519,6 +545,26 @@ def _check_mirrored(url: str, vouchers: int) -> None:
 
 
 UNBATCHED = {"WORKER_BATCH_SIZE": "1"}
+# The intake's saturation runs: the servers take turns this often, and connections are opened again after
+# this many requests (benchmarks/loadgen.py says why).
+INTAKE_SLICE_SECONDS = 0.5
+REQUESTS_PER_CONNECTION = 200
+
+
+def _group_cpu_seconds(master: int) -> float:
+    """User + system CPU seconds of a process and its children so far (gunicorn's master and workers)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    pids = [master]
+    for children in Path(f"/proc/{master}/task").glob("*/children"):
+        pids += [int(pid) for pid in children.read_text().split()]
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / hz
 
 
 def ceiling(pipe: dict[str, list[float]]) -> float:
@@ -619,11 +665,21 @@ def intake_ratios(intake: dict[str, Any]) -> list[float]:
 
 
 def intake_report(intake: dict[str, Any]) -> str:
-    """Each run's intake and ceiling saturation, and their ratio (the target is per run)."""
-    lines = ["| run | intake req/s | ceiling req/s | ratio (≥ 0.8x) |", "|---|---|---|---|"]
+    """Each run's intake and ceiling saturation, and their ratio (the target is per run); and the gunicorn
+    CPU per request of each, with the ratio it would give if the servers' own CPU were all that counted."""
+    lines = [
+        "| run | intake req/s | ceiling req/s | ratio (≥ 0.8x) | gunicorn CPU per request, intake / ceiling "
+        "| ceiling CPU / intake CPU |",
+        "|---|---|---|---|---|---|",
+    ]
     pairs = zip(intake["intake"]["saturation"], intake["ceiling"]["saturation"], strict=True)
     for k, ((i, c), ratio) in enumerate(zip(pairs, intake_ratios(intake), strict=True), 1):
-        lines.append(f"| {k} | {i['rps']:.0f} | {c['rps']:.0f} | {ratio:.2f}x |")
+        if "server_cpu_us" in i and "server_cpu_us" in c:
+            cpu = f"{i['server_cpu_us']:.0f} / {c['server_cpu_us']:.0f} µs"
+            cpu_ratio = f"{c['server_cpu_us'] / i['server_cpu_us']:.2f}x"
+        else:
+            cpu, cpu_ratio = "not measured", ""
+        lines.append(f"| {k} | {i['rps']:.0f} | {c['rps']:.0f} | {ratio:.2f}x | {cpu} | {cpu_ratio} |")
     return "\n".join(lines)
 
 

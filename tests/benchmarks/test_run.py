@@ -49,6 +49,14 @@ class TestReport:
         text = intake_report(_intake([(900, 1000), (1500, 2000)]))
         assert "| 1 | 900 | 1000 | 0.90x |" in text
         assert "| 2 | 1500 | 2000 | 0.75x |" in text
+        assert "| 1 | 900 | 1000 | 0.90x | not measured |  |" in text
+
+    def test_each_run_gives_the_servers_cpu_per_request(self):
+        """The gunicorn CPU per request of each server, and the ratio it alone would give."""
+        intake = _intake([(900, 1000)])
+        intake["intake"]["saturation"][0]["server_cpu_us"] = 700.0
+        intake["ceiling"]["saturation"][0]["server_cpu_us"] = 525.0
+        assert "| 1 | 900 | 1000 | 0.90x | 700 / 525 µs | 0.75x |" in intake_report(intake)
 
     @pytest.mark.parametrize(
         ("upd2", "pub2", "p99", "missed"),
