@@ -5,6 +5,7 @@
     python -m benchmarks.run --sweep-only   # only the batch size sweep (WORKER_BATCH_SIZE)
     python -m benchmarks.run --intake-only  # only the intake against its ceiling
     python -m benchmarks.run --mirror-only  # only the mirror's rows
+    python -m benchmarks.run --pipeline-only [--runs N]  # only (a), (b) and the no-op ceiling, with CPU/event
 
 Everything runs on localhost: an embedded Valkey (AOF on, as in production), the intake and the ceiling app
 under the identical gunicorn configuration, real Celery workers, a lean SMTP server in its own process
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -277,7 +278,18 @@ class Bench:
 
         Polled every 10 ms with one cheap round trip, so measuring costs the measured next to nothing.
         """
+        return self.drain_measured(n, done, workers)[0]
+
+    def drain_measured(
+        self, n: int, done: Callable[[], int], workers: Callable[[], list[Any]], others: Sequence[int] = ()
+    ) -> tuple[float, float]:
+        """drain(), and the CPU seconds per event spent over the same window (first to last finished) by
+        the workers with their pool processes, Valkey and the processes `others` (the SMTP sink, say).
+
+        CPU per event is what other load on the machine disturbs least: the rate moves with neighbours.
+        """
         procs = workers()
+        pids = [p.pid for p in procs]
         first = last = None
         deadline = time.monotonic() + 600
         try:
@@ -285,9 +297,9 @@ class Bench:
                 k = done()
                 now = time.perf_counter()
                 if k and first is None:
-                    first = (now, k)
+                    first = (now, k, self._cpu(pids, others))
                 if k >= n:
-                    last = (now, k)
+                    last = (now, k, self._cpu(pids, others))
                     break
                 time.sleep(0.01)
         finally:
@@ -295,7 +307,15 @@ class Bench:
                 self.stop(p)
         if first is None or last is None or last[1] == first[1]:
             raise RuntimeError("the pipeline did not drain")
-        return (last[1] - first[1]) / (last[0] - first[0])
+        events = last[1] - first[1]
+        return events / (last[0] - first[0]), (last[2] - first[2]) / events
+
+    def _cpu(self, pids: Sequence[int], others: Sequence[int]) -> float:
+        """CPU seconds so far of the processes `pids` and their children, of `others`, and of Valkey."""
+        info = self.redis.info("cpu")
+        return (
+            _tree_cpu(pids) + _tree_cpu(others, children=False) + info["used_cpu_sys"] + info["used_cpu_user"]
+        )
 
     def finished(self) -> int:
         """Events processed or ignored (without the mirror no action takes voucher.updated: it ends
@@ -331,7 +351,17 @@ class Bench:
             raise RuntimeError(f"the SMTP sink did not start: {line!r}")
         return p, f"smtp://{line.split()[-1]}"
 
-    def pipeline(self, smtp_url: str, aiosmtpd_url: str) -> dict[str, Any]:
+    def pipeline(
+        self,
+        smtp_url: str,
+        aiosmtpd_url: str,
+        *,
+        only: Sequence[str] | None = None,
+        sink_pid: int | None = None,
+        cpu: dict[str, list[float]] | None = None,
+    ) -> dict[str, Any]:
+        """Events/s of each scenario (or of those named in `only`), per run; with `cpu`, also each
+        run's CPU seconds per event (workers, Valkey and the sink `sink_pid`) under the same names."""
         n = self.size.pipeline_events
         updated = _maker("voucher.updated")
         published = _maker("publication.succeeded", email=True)
@@ -364,15 +394,21 @@ class Bench:
                 workers("workers", 2, aiosmtpd),
             ),
         }
+        if only is not None:
+            scenarios = {name: scenarios[name] for name in only}
+        others = [sink_pid] if sink_pid else []
         before = _smtp_count(smtp_url)
         for _ in range(self.size.runs):
             for name, (fill, done, start) in scenarios.items():
                 self.redis.flushdb()
                 fill()
-                out.setdefault(name, []).append(self.drain(n, done, start))
+                rate, per_event = self.drain_measured(n, done, start, others)
+                out.setdefault(name, []).append(rate)
+                if cpu is not None:
+                    cpu.setdefault(name, []).append(per_event)
         self.redis.flushdb()
         # Processed means emailed: the server must have taken one message per event, no more, no fewer.
-        expected = n * self.size.runs  # published_2, once per run
+        expected = n * self.size.runs if "published_2" in scenarios else 0
         if (sent := _smtp_count(smtp_url) - before) != expected:
             raise RuntimeError(f"the SMTP server got {sent} messages for {expected} emailed events")
         return out
@@ -696,6 +732,45 @@ def mirror_report(rows: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+PIPELINE_ONLY = ("noop_2", "noop_2_unbatched", "updated_2", "published_2")
+
+
+def pipeline_report(pipe: dict[str, list[float]], cpu: dict[str, list[float]]) -> str:
+    """--pipeline-only: (a), (b) and the no-op ceiling, each run's events/s and the machine's CPU per event
+    (workers, Valkey, and the SMTP sink for (b)), with (a) and (b) against the ceiling."""
+    best = ceiling(pipe)
+    lines = [
+        "| scenario, 2 worker processes | events/s (runs) | vs no-op ceiling | CPU µs per event (runs) |",
+        "|---|---|---|---|",
+    ]
+    for name in PIPELINE_ONLY:
+        rate = _med(pipe[name])
+        runs = ", ".join(f"{r:.0f}" for r in pipe[name])
+        per_event = ", ".join(f"{c * 1e6:.0f}" for c in cpu[name])
+        ratio = f"{rate / best:.2f}x" if name in ("updated_2", "published_2") else ""
+        lines.append(f"| {name} | {rate:.0f} ({runs}) | {ratio} | {per_event} |")
+    return "\n".join(lines)
+
+
+def _tree_cpu(pids: Sequence[int], *, children: bool = True) -> float:
+    """CPU seconds (user + system) of the live processes `pids`, and with `children` of their descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            kids = (
+                [int(k) for f in Path(f"/proc/{pid}/task").glob("*/children") for k in f.read_text().split()]
+                if children
+                else []
+            )
+        except (OSError, ValueError):
+            continue
+        total += _tree_cpu(kids)
+    return total
+
+
 def _smtp_count(url: str) -> int:
     """Messages the lean SMTP sink has accepted so far (its XCOUNT command)."""
     host, _, port = url.removeprefix("smtp://").rpartition(":")
@@ -858,6 +933,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only the batch size sweep: (a) and its no-op ceiling, and p99 latency, per WORKER_BATCH_SIZE",
     )
     only.add_argument(
+        "--pipeline-only",
+        action="store_true",
+        help="only (a) voucher.updated, (b) publication.succeeded + SMTP and the no-op ceiling, "
+        "with CPU per event",
+    )
+    only.add_argument(
         "--intake-only",
         action="store_true",
         help="only the intake against its ceiling app (each run's ratio, and both at half saturation)",
@@ -874,6 +955,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="WORKER_BATCH_WAIT_MS for every row of the sweep (default: unset, the workers' own default)",
     )
+    p.add_argument("--runs", type=int, default=None, help="runs of each scenario (default 3; --tiny 1)")
     p.add_argument(
         "--postgres",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
@@ -883,13 +965,20 @@ def main(argv: list[str] | None = None) -> int:
     size = TINY if args.tiny else FULL
     if args.batch_sizes:
         size = replace(size, batch_sizes=args.batch_sizes)
+    if args.runs:
+        size = replace(size, runs=args.runs)
     # Stopped from outside (Ctrl-C, timeout): still stop every process we started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.mirror_only or args.sweep_only or args.intake_only:
+    if args.mirror_only or args.sweep_only or args.intake_only or args.pipeline_only:
         with tempfile.TemporaryDirectory(prefix="vw-bench-") as tmp:
             bench = Bench(size, Path(tmp))
             try:
-                if args.mirror_only:
+                if args.pipeline_only:
+                    sink, smtp_url = bench.smtp_sink()
+                    cpu: dict[str, list[float]] = {}
+                    pipe = bench.pipeline(smtp_url, "", only=PIPELINE_ONLY, sink_pid=sink.pid, cpu=cpu)
+                    print(pipeline_report(pipe, cpu))
+                elif args.mirror_only:
                     print(mirror_report(bench.mirror(args.postgres or None)))
                 elif args.sweep_only:
                     print(sweep_report(bench.sweep(args.batch_wait_ms), args.batch_wait_ms))
