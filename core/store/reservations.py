@@ -6,6 +6,8 @@ A key is `pending:<holder>` while one attempt performs the side effect (it lapse
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from core.store.base import Done, StoreBase
 
 
@@ -15,6 +17,15 @@ class Reservations(StoreBase):
     def reserve(self, key: str, holder: str, ttl: int) -> str:
         """Reserve side effect `key` for `holder`: "acquired", "done" or "busy" (someone else is on it)."""
         return self.script("reserve")(keys=[self.key("once", key)], args=[holder, ttl]).decode()
+
+    def reserve_many(self, claims: Sequence[tuple[str, str]], ttl: int) -> list[str]:
+        """reserve() for each (key, holder) of `claims`, in one round trip; each one's verdict, in order."""
+        if not claims:
+            return []
+        verdicts = self.script("reserve_many")(
+            keys=[self.key("once", key) for key, _ in claims], args=[ttl, *(holder for _, holder in claims)]
+        )
+        return [v.decode() for v in verdicts]
 
     def reserved_for(self, key: str) -> float | None:
         """Seconds until reservation `key` lapses (None if it is not held or never lapses)."""

@@ -29,6 +29,7 @@ def test_every_script_is_there():
         "release",
         "release_lock",
         "reserve",
+        "reserve_many",
         "restore",
         "set_status",
         "withdraw_hand_off",
