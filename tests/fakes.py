@@ -36,9 +36,11 @@ class RecordingMailer:
 
     def __init__(self) -> None:
         self.sent: list[Any] = []
-        self.fail_with: Exception | None = None
+        self.deadlines: list[float | None] = []  # of every send asked for, sent or not
+        self.fail_with: BaseException | None = None
 
     def send(self, message: Any, *, deadline: float | None = None) -> None:
+        self.deadlines.append(deadline)
         if self.fail_with is not None:
             raise self.fail_with
         self.sent.append(message)

@@ -67,7 +67,8 @@ class SmtpSink:
     """A real SMTP server on localhost (aiosmtpd) that keeps what it receives; can be told to refuse.
 
     `rcpt_delay` makes each RCPT slow (the phase before the server accepts a message), and `on_rcpt` is
-    called with how many RCPTs are being held at that moment. stop() then start() brings the server back on
+    called with how many RCPTs are being held at that moment. Addresses in `unknown` are refused at RCPT
+    (550, no such mailbox). stop() then start() brings the server back on
     the same port, keeping what it received.
     """
 
@@ -75,6 +76,7 @@ class SmtpSink:
         self.port = port or free_port()
         self.messages: list[Message] = []
         self.refuse_code: int | None = None
+        self.unknown: set[str] = set()
         self.rcpt_delay = 0.0
         self.on_rcpt: Callable[[int], None] | None = None
         self._in_rcpt = 0
@@ -92,6 +94,8 @@ class SmtpSink:
                 await asyncio.sleep(self.rcpt_delay)
         finally:
             self._in_rcpt -= 1
+        if address in self.unknown:
+            return "550 5.1.1 No such mailbox"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 OK"

@@ -32,3 +32,21 @@ class TestReserve:
         store.r.delete(store.key("once", "k"))
         assert store.reserved_for("k") is None
         assert store.reserve("k", "a2", 30) == "acquired"
+
+
+class TestReserveMany:
+    def test_each_claim_gets_what_reserve_would_answer(self, store):
+        """In one round trip: a free key is acquired, a done one is done, another holder's is busy, our
+        own is acquired again (and extended)."""
+        store.reserve("done", "a0", 30)
+        store.complete("done", "a0", 3600)
+        store.reserve("theirs", "b1", 30)
+        store.reserve("ours", "a3", 5)
+        claims = [("free", "a1"), ("done", "a2"), ("theirs", "a3"), ("ours", "a3")]
+        assert store.reserve_many(claims, 30) == ["acquired", "done", "busy", "acquired"]
+        assert store.r.get(store.key("once", "free")) == b"pending:a1"
+        assert 29 < store.reserved_for("ours") <= 30
+        assert store.reserve_many([], 30) == []
+
+    def test_a_key_claimed_twice_goes_to_the_first(self, store):
+        assert store.reserve_many([("k", "a1"), ("k", "a2")], 30) == ["acquired", "busy"]
