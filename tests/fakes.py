@@ -37,10 +37,12 @@ class RecordingMailer:
     def __init__(self) -> None:
         self.sent: list[Any] = []
         self.deadlines: list[float | None] = []  # of every send asked for, sent or not
+        self.envelopes: list[Any] = []
         self.fail_with: BaseException | None = None
 
-    def send(self, message: Any, *, deadline: float | None = None) -> None:
+    def send(self, message: Any, *, deadline: float | None = None, envelope: Any = None) -> None:
         self.deadlines.append(deadline)
+        self.envelopes.append(envelope)
         if self.fail_with is not None:
             raise self.fail_with
         self.sent.append(message)

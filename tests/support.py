@@ -75,6 +75,7 @@ class SmtpSink:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.messages: list[Message] = []
+        self.envelopes: list[tuple[str, list[str]]] = []  # (MAIL FROM, RCPT TOs) of each message kept
         self.refuse_code: int | None = None
         self.unknown: set[str] = set()
         self.rcpt_delay = 0.0
@@ -105,6 +106,7 @@ class SmtpSink:
             return f"{self.refuse_code} refused by test"
         with self._lock:
             self.messages.append(message_from_bytes(envelope.content))
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 OK"
 
     def start(self) -> SmtpSink:

@@ -138,7 +138,7 @@ class TestShow:
         class FlakyMailer:
             failures = [TransientError("SMTP connection failed: ConnectionRefusedError")] * 2
 
-            def send(self, message, *, deadline=None):
+            def send(self, message, *, deadline=None, envelope=None):
                 if self.failures:
                     raise self.failures.pop()
 

@@ -22,7 +22,7 @@ from aiosmtpd.smtp import SMTP
 from tests.support import SmtpSink, free_port, wait_for
 from workers.actions.notify import NotifyCustomer
 from workers.errors import PermanentError, TransientError
-from workers.mail import LogMailer, SmtpMailer
+from workers.mail import Envelope, LogMailer, SmtpMailer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -212,6 +212,19 @@ class TestWithoutPipelining:
             "",
             "Enjoy!",
         ]
+
+
+class TestEnvelope:
+    def test_the_envelope_given_is_the_one_used(self, smtp: SmtpSink):
+        """With an envelope, MAIL FROM and RCPT TO are its addresses, not the headers'."""
+        mailer = SmtpMailer(smtp.url, timeout=5)
+        try:
+            mailer.send(compose(), envelope=Envelope("bounces@example.com", ("other@example.com",)))
+        finally:
+            mailer.close()
+        wait_for(lambda: smtp.messages, timeout=5, what="the email")
+        assert smtp.envelopes == [("bounces@example.com", ["other@example.com"])]
+        assert "zoe@example.com" in smtp.messages[0]["To"]
 
 
 class TestPipelining:

@@ -126,7 +126,7 @@ class DeadlineRecorder:
         self.store = store
         self.seen: list[tuple[float, float]] = []
 
-    def send(self, message, *, deadline=None):
+    def send(self, message, *, deadline=None, envelope=None):
         assert deadline is not None
         left = self.store.reserved_for(f"notify:{message['Message-ID'][1:].partition('@')[0]}")
         self.seen.append((deadline - time.monotonic(), left))

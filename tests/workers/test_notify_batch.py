@@ -16,7 +16,7 @@ from ingest.dedup import dedup_key
 from tests.fakes import RecordingMailer
 from workers import dispatch, pipeline
 from workers.actions.notify import NotifyCustomer
-from workers.mail import SmtpMailer
+from workers.mail import Envelope, SmtpMailer
 from workers.pipeline import Delivery
 
 
@@ -52,11 +52,11 @@ class CrashOnSend(RecordingMailer):
         super().__init__()
         self.crash_at = crash_at
 
-    def send(self, message, *, deadline=None):
+    def send(self, message, *, deadline=None, envelope=None):
         if len(self.deadlines) == self.crash_at:
             self.deadlines.append(deadline)
             raise Crash
-        super().send(message, deadline=deadline)
+        super().send(message, deadline=deadline, envelope=envelope)
 
 
 @pytest.fixture
@@ -106,6 +106,7 @@ class TestMixedBatch:
         assert all(s["attempts"] == 1 for s in states)
         for address, count in [("a@", 1), ("gone@", 0), ("old@", 0), ("b@", 1), ("c@", 1)]:
             assert len(smtp.to(address)) == count, address
+        assert sorted(smtp.envelopes) == [("shop@example.com", [f"{c}@example.com"]) for c in "abc"]
         # The refused one is released for a later attempt; the sent ones are remembered as done.
         assert store.r.get(store.key("once", "notify:pub_gone")) is None
         for pub in ("pub_a", "pub_b", "pub_c"):
@@ -139,6 +140,25 @@ class TestMixedBatch:
             del store.r.execute_command, store.r.pipeline
         assert trips == ["EVALSHA", "EVALSHA", "SET", "SET", "SET", "PIPELINE:EVALSHA EVALSHA EVALSHA"]
         assert len(mailer.sent) == 3
+
+
+class TestEnvelope:
+    def test_the_envelope_is_the_bare_addresses(self, runtime, store, mailer):
+        """MAIL FROM is NOTIFY_FROM without its display name; RCPT TO the customer's address as SMTP carries
+        it (an internationalised domain in IDNA), so the mailer need not parse the headers back."""
+        runtime.actions[dispatch.NOTIFY_CUSTOMER] = NotifyCustomer(
+            mailer, sender="Shop <shop@example.com>", reservation_ttl=30, remember_s=3600
+        )
+        ids = [
+            deliver(store, publication(a, f"pub_{n}")) for n, a in enumerate(["a@example.com", "z@bücher.de"])
+        ]
+        assert run(runtime, ids) == ["processed", "processed"]
+        assert mailer.envelopes == [
+            Envelope("shop@example.com", ("a@example.com",)),
+            Envelope("shop@example.com", ("z@xn--bcher-kva.de",)),
+        ]
+        assert pipeline.process_event(deliver(store, publication("b@example.com", "pub_b")), runtime)
+        assert mailer.envelopes[-1] == Envelope("shop@example.com", ("b@example.com",))
 
 
 class TestCrash:
@@ -189,8 +209,8 @@ class TestDeadlines:
         its send gets a full deadline from then."""
 
         class Slow(RecordingMailer):
-            def send(self, message, *, deadline=None):
-                super().send(message, deadline=deadline)
+            def send(self, message, *, deadline=None, envelope=None):
+                super().send(message, deadline=deadline, envelope=envelope)
                 time.sleep(0.6)
 
         slow = Slow()

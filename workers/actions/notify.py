@@ -16,7 +16,7 @@ from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.policy import Compat32
-from email.utils import formataddr, formatdate
+from email.utils import formataddr, formatdate, parseaddr
 from typing import TYPE_CHECKING, Any, cast
 
 from core.logs import log_context
@@ -29,7 +29,7 @@ from workers.actions.templates import EmailTemplates, templates_for
 from workers.dispatch import NOTIFY_CUSTOMER
 from workers.errors import PermanentError, TransientError
 from workers.handlers import Event, HandlerAction, HandlerSpec, Skip
-from workers.mail import Mailer
+from workers.mail import Envelope, Mailer
 
 if TYPE_CHECKING:
     from core.store import EventStore
@@ -56,6 +56,7 @@ class Email:
     pub_id: str
     message: Message
     detail: str
+    envelope: Envelope | None = None
 
 
 def _no_once(key: str, fn: Callable[[], Any]) -> bool:
@@ -101,6 +102,8 @@ class NotifyCustomer(HandlerAction):
         # Each send must be over before its reservation can lapse, so another worker can never send too.
         self.send_deadline_s = reservation_ttl - RESERVATION_MARGIN_S
         self.remember_s = remember_s
+        # MAIL FROM: the bare address of NOTIFY_FROM (which may carry a display name).
+        self.envelope_sender = parseaddr(sender)[1] or sender
         # Compiled once per process (the worker's start check did it): an email costs only their rendering.
         self.templates = templates or templates_for(None)
 
@@ -112,7 +115,9 @@ class NotifyCustomer(HandlerAction):
         # The deadline is taken once the reservation is ours: it began before this instant.
         sent = event.once(
             email.pub_id,
-            lambda: self.mailer.send(email.message, deadline=time.monotonic() + self.send_deadline_s),
+            lambda: self.mailer.send(
+                email.message, deadline=time.monotonic() + self.send_deadline_s, envelope=email.envelope
+            ),
         )
         if not sent:
             return Skip(f"already emailed for publication {email.pub_id}")
@@ -138,7 +143,8 @@ class NotifyCustomer(HandlerAction):
         message = self.compose(
             email, getattr(customer, "name", None), codes, campaign, pub_id, data=data, event=event
         )
-        return Email(pub_id, message, f"emailed {len(codes)} code(s) for publication {pub_id}")
+        envelope = Envelope(self.envelope_sender, (_ascii_address(email),))
+        return Email(pub_id, message, f"emailed {len(codes)} code(s) for publication {pub_id}", envelope)
 
     def run_batch(self, ctxs: Sequence[ActionContext]) -> list[ActionResult | Exception]:
         """The micro-batch hook: results[i] is what `self(ctxs[i])` would give, at a fraction of the cost.
@@ -232,7 +238,7 @@ class NotifyCustomer(HandlerAction):
                 verdict = store.reserve(key, ctx.attempt_id, self.reservation_ttl)
                 if verdict != "acquired":
                     return _busy(store, key, f"{self.spec.name} for {email.pub_id!r}"), None
-            self.mailer.send(email.message, deadline=taken + self.send_deadline_s)
+            self.mailer.send(email.message, deadline=taken + self.send_deadline_s, envelope=email.envelope)
         except Exception as exc:
             try:
                 store.release(key, ctx.attempt_id)
