@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.generator import BytesGenerator
 from email.message import Message
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Protocol
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
 # SMTP.data applies to the body: written out here rather than called through smtplib's private helpers.
 _CRLF = re.compile(r"\r\n|\r(?!\n)|\n")
 _DOT = re.compile(rb"(?m)^\.")
+# A bare address whose local part is a dot-atom (RFC 5322 3.2.3): its SMTP path is itself in angle brackets.
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9.-]+"
+)
 
 log = logging.getLogger("workers.mail")
 
@@ -162,12 +168,15 @@ class SmtpMailer:
         conn: _PipeliningSMTP | None = None
         try:
             conn = self._connect(budget)
-            if envelope is None:
-                refused = conn.send_message(message)
+            if envelope is None or not _plain(message, envelope):
+                refused = conn.send_message(message, *_addresses(envelope))
             else:
-                # smtplib parses the From and To headers back into addresses otherwise (_parseaddr's
-                # pure-Python tokenizer: about a third of flattening the whole email).
-                refused = conn.send_message(message, envelope.sender, list(envelope.recipients))
+                # What send_message sends, without its work for the general case: it parses the From and
+                # To headers back into addresses (_parseaddr's pure-Python tokenizer), copies the message
+                # to delete Bcc headers it has none of, and checks for addresses needing SMTPUTF8.
+                flat = io.BytesIO()
+                BytesGenerator(flat).flatten(message, linesep="\r\n")
+                refused = conn.sendmail(envelope.sender, list(envelope.recipients), flat.getvalue())
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code == 421 and reused:
                 # "421 timeout, closing": what Postfix says to a connection idle past its limit.
@@ -370,6 +379,27 @@ def _shutdown(fd: int) -> None:
         dup.close()
 
 
+def _plain(message: Message, envelope: Envelope) -> bool:
+    """True for a message send_message would send as it is: ASCII addresses, no Bcc header to remove."""
+    return (
+        envelope.sender.isascii()
+        and all(r.isascii() for r in envelope.recipients)
+        and "Bcc" not in message
+        and "Resent-Bcc" not in message
+    )
+
+
+def _addresses(envelope: Envelope | None) -> tuple[str | None, list[str] | None]:
+    return (None, None) if envelope is None else (envelope.sender, list(envelope.recipients))
+
+
+def _path(address: str) -> str:
+    """smtplib.quoteaddr(address): `<address>`, without running its header parser on a plain address."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
 def _timed_out() -> TransientError:
     return TransientError("the SMTP send did not finish before its deadline", reason="smtp_timeout")
 
@@ -463,8 +493,8 @@ class _PipeliningSMTP(smtplib.SMTP):
         if any(o.lower() == "smtputf8" for o in options):
             self.command_encoding = "utf-8"  # as SMTP.mail(): send_message asks only if the server offers it
         rcpt = "".join(f" {o}" for o in rcpt_options)
-        commands = [f"MAIL FROM:{smtplib.quoteaddr(from_addr)}{''.join(f' {o}' for o in options)}"]
-        commands += [f"RCPT TO:{smtplib.quoteaddr(a)}{rcpt}" for a in to_addrs]
+        commands = [f"MAIL FROM:{_path(from_addr)}{''.join(f' {o}' for o in options)}"]
+        commands += [f"RCPT TO:{_path(a)}{rcpt}" for a in to_addrs]
         commands.append("DATA")
         if any("\r" in c or "\n" in c for c in commands):
             raise ValueError("SMTP command contains a line break")  # what SMTP.putcmd refuses

@@ -22,7 +22,7 @@ from aiosmtpd.smtp import SMTP
 from tests.support import SmtpSink, free_port, wait_for
 from workers.actions.notify import NotifyCustomer
 from workers.errors import PermanentError, TransientError
-from workers.mail import Envelope, LogMailer, SmtpMailer
+from workers.mail import Envelope, LogMailer, SmtpMailer, _path
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -170,14 +170,15 @@ def text(msg: Message) -> str:
     return part.get_payload(decode=True).decode(part.get_content_charset()).replace("\r\n", "\n")
 
 
-def dotted() -> Message:
+def dotted(*, bcc: bool = True) -> Message:
     """Lines an SMTP client must dot-stuff, non-ASCII, a Bcc recipient (envelope only, never a header)."""
     charset = Charset("utf-8")
     charset.body_encoding = QP
     msg = MIMEText(".\n..two dots\n.one dot\nnot. at the start\n\nÉté\n", "plain", charset)
     msg["From"] = "shop@example.com"
     msg["To"] = formataddr(("Zoë", "zoe@example.com"), charset="utf-8")
-    msg["Bcc"] = "audit@example.com"
+    if bcc:
+        msg["Bcc"] = "audit@example.com"
     msg["Subject"] = "dots"
     msg["Message-ID"] = "<dots@example.com>"
     return msg
@@ -254,6 +255,42 @@ class TestPipelining:
             "<pub_1@example.com>",
             "<pub_2@example.com>",
         ]
+
+    @pytest.mark.parametrize("pipelining", [True, False])
+    def test_an_envelope_sends_the_same_bytes(self, pipelining):
+        """Given the envelope, the mailer flattens the message itself: the server gets the bytes
+        send_message sends (dot-stuffing undone), to the envelope's addresses."""
+        seen = []
+        for envelope in (None, Envelope("shop@example.com", ("zoe@example.com",))):
+            with running(pipelining=pipelining) as srv:
+                mailer = SmtpMailer(srv.url, timeout=5)
+                try:
+                    mailer.send(dotted(bcc=False), envelope=envelope)
+                finally:
+                    mailer.close()
+            (received,) = srv.received
+            seen.append((received.mail_from, received.rcpt_tos, received.content))
+        assert seen[0] == seen[1]
+        assert seen[1][:2] == ("shop@example.com", ["zoe@example.com"])
+
+    def test_a_bcc_header_is_never_sent(self):
+        """With an envelope too: a message carrying Bcc goes through send_message, which drops it."""
+        with running(pipelining=True) as srv:
+            mailer = SmtpMailer(srv.url, timeout=5)
+            try:
+                mailer.send(dotted(), envelope=Envelope("shop@example.com", ("zoe@example.com",)))
+            finally:
+                mailer.close()
+        (received,) = srv.received
+        assert received.rcpt_tos == ["zoe@example.com"]
+        assert "Bcc" not in message_from_bytes(received.content)
+
+    @pytest.mark.parametrize(
+        "address",
+        ["zoe@example.com", "o'neil+tag@mail.example.co.uk", '"zoe doe"@example.com', "x@[127.0.0.1]"],
+    )
+    def test_smtp_paths_are_quoteaddrs(self, address):
+        assert _path(address) == smtplib.quoteaddr(address)
 
     def test_server_receives_what_send_message_sends(self):
         """Envelope and bytes are the same pipelined or not: dots unstuffed, Bcc in the envelope only."""
