@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import Message
+from email.policy import Compat32, Policy
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
@@ -174,9 +175,7 @@ class SmtpMailer:
                 # What send_message sends, without its work for the general case: it parses the From and
                 # To headers back into addresses (_parseaddr's pure-Python tokenizer), copies the message
                 # to delete Bcc headers it has none of, and checks for addresses needing SMTPUTF8.
-                flat = io.BytesIO()
-                BytesGenerator(flat).flatten(message, linesep="\r\n")
-                refused = conn.sendmail(envelope.sender, list(envelope.recipients), flat.getvalue())
+                refused = conn.sendmail(envelope.sender, list(envelope.recipients), flatten(message))
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code == 421 and reused:
                 # "421 timeout, closing": what Postfix says to a connection idle past its limit.
@@ -377,6 +376,66 @@ def _shutdown(fd: int) -> None:
         pass
     finally:
         dup.close()
+
+
+def flatten(message: Message) -> bytes:
+    """The message as send_message puts it on the wire: BytesGenerator(fp).flatten(message, linesep=CRLF).
+
+    email.generator costs more than composing the email: a generator, a buffer and a policy clone per part,
+    a write call per line. The shapes notify_customer composes (a text part, or a multipart of text parts,
+    with string payloads) are written here directly, through the message policy's own header folding;
+    anything else goes to the generator. tests/workers/test_notify_policy.py compares the two.
+    """
+    policy = _crlf_policy(message.policy)
+    if policy is not None:
+        out = _flat(message, policy)
+        if out is not None:
+            return out
+    buf = io.BytesIO()
+    BytesGenerator(buf).flatten(message, linesep="\r\n")
+    return buf.getvalue()
+
+
+_NEWLINES = re.compile(r"\r\n|\r|\n")  # email.generator's NLCRE
+_FROM = re.compile(r"^From ", re.MULTILINE)  # what compat32's mangle_from_ escapes
+_policies: dict[int, tuple[Policy, Policy]] = {}
+
+
+def _crlf_policy(policy: Policy) -> Policy | None:
+    """`policy` with CRLF line ends, cached; None for a policy other than compat32's family."""
+    if not isinstance(policy, Compat32):
+        return None
+    found = _policies.get(id(policy))
+    if found is None or found[0] is not policy:
+        found = _policies[id(policy)] = (policy, policy.clone(linesep="\r\n"))
+    return found[1]
+
+
+def _flat(msg: Message, policy: Policy) -> bytes | None:
+    """What the generator writes for `msg`, or None for a shape it is not written here for."""
+    payload = msg.get_payload()
+    if msg.preamble is not None or msg.epilogue is not None:
+        return None
+    head = b"".join(policy.fold_binary(h, v) for h, v in msg.raw_items()) + b"\r\n"
+    if isinstance(payload, str):
+        if not payload.isascii():
+            return None  # 8bit text, or bytes kept as surrogates: the generator re-encodes those
+        if policy.mangle_from_:
+            payload = _FROM.sub(">From ", payload)
+        return head + "\r\n".join(_NEWLINES.split(payload)).encode("ascii")
+    boundary = msg.get_boundary() if isinstance(payload, list) and msg.is_multipart() else None
+    if not boundary or not payload:
+        return None
+    parts = []
+    for part in payload:
+        if not isinstance(part, Message) or part.is_multipart():
+            return None
+        flat = _flat(part, policy)
+        if flat is None:
+            return None
+        parts.append(flat)
+    sep = f"--{boundary}".encode("ascii", "surrogateescape")
+    return head + sep + b"\r\n" + (b"\r\n" + sep + b"\r\n").join(parts) + b"\r\n" + sep + b"--\r\n"
 
 
 def _plain(message: Message, envelope: Envelope) -> bool:

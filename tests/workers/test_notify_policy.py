@@ -4,6 +4,8 @@ import string
 from email import message_from_bytes
 from email.charset import QP, Charset
 from email.generator import BytesGenerator
+from email.message import EmailMessage
+from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import Compat32, compat32
 from io import BytesIO
@@ -12,8 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.actions.notify import POLICY, NotifyCustomer, _part
+from workers import mail
+from workers.actions.notify import POLICY, NotifyCustomer, _alternative, _part
 from workers.actions.templates import EmailTemplates
+from workers.mail import flatten as wire
 
 NAMES = st.sampled_from(["Subject", "To", "From", "Message-ID", "X-Custom-Header-Name"])
 ASCII_TEXT = st.text(alphabet=string.printable, max_size=90)
@@ -106,3 +110,63 @@ def test_a_part_is_what_mimetext_writes(body, subtype):
 def lines(text):
     """Line ends as the generator writes them: \\r\\n, \\r and \\n are each one line break."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def sent(message):
+    """The bytes smtplib's send_message puts on the wire for `message` (its own policy, CRLF)."""
+    out = BytesIO()
+    BytesGenerator(out).flatten(message, linesep="\r\n")
+    return out.getvalue()
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=st.none() | ANY_TEXT, campaign=st.none() | ANY_TEXT, codes=st.lists(ASCII_TEXT, min_size=1))
+def test_the_mailer_writes_whole_emails_as_the_generator_does(templates, name, campaign, codes):
+    """workers.mail.flatten (the SMTP mailer's shortcut) against send_message's generator, byte for byte."""
+    notify = NotifyCustomer(
+        None, sender="shop@example.com", reservation_ttl=30, remember_s=60, templates=templates
+    )
+    message = notify.compose("alex@example.com", name, codes, campaign, "pub_1")
+    assert wire(message) == sent(message)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=ANY_TEXT | ASCII_TEXT | st.text(alphabet="From .\r\n", max_size=200),
+    subtype=st.sampled_from(["plain", "html"]),
+    alternative=st.booleans(),
+)
+def test_the_mailer_writes_parts_as_the_generator_does(body, subtype, alternative):
+    """Any body: line ends of every kind, lines starting "From " (compat32 escapes them), dots."""
+    message = _alternative(body, body) if alternative else _part(body, subtype)
+    assert wire(message) == sent(message)
+
+
+def test_other_shapes_go_to_the_generator():
+    """A preamble, a nested multipart, an 8bit body, the default policy: the generator writes them."""
+    with_preamble = _alternative("a\n", "<p>a</p>\n")
+    with_preamble.preamble = "This is a MIME message."
+    nested = MIMEMultipart("mixed", policy=POLICY)
+    nested.attach(_alternative("a\n", "<p>a</p>\n"))
+    eight_bit = message_from_bytes(
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n\xc3\x89t\xc3\xa9\r\n"
+    )
+    modern = EmailMessage()
+    modern["Subject"] = "hi"
+    modern.set_content("From here\n")
+    for message in (with_preamble, nested, eight_bit, modern):
+        assert wire(message) == sent(message)
+
+
+def test_the_shortcut_is_taken_for_notify_emails(templates, monkeypatch):
+    """Guard for the tests above: notify's emails never fall through to the generator."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the generator was used")
+
+    monkeypatch.setattr(mail, "BytesGenerator", refuse)
+    notify = NotifyCustomer(
+        None, sender="shop@example.com", reservation_ttl=30, remember_s=60, templates=templates
+    )
+    assert wire(notify.compose("alex@example.com", "Zoë", ["A", "B"], "Été", "pub_1")).endswith(b"\r\n")
