@@ -1,10 +1,21 @@
 """The benchmark's report: which targets it checks and how, from made-up numbers (no process started)."""
 
 import argparse
+import os
 
 import pytest
 
-from benchmarks.run import TINY, _sizes, batch_env, ceiling, intake_report, report, sweep_report
+from benchmarks.run import (
+    TINY,
+    _sizes,
+    _tree_cpu,
+    batch_env,
+    ceiling,
+    intake_report,
+    pipeline_report,
+    report,
+    sweep_report,
+)
 
 
 def _intake(pairs):
@@ -152,3 +163,26 @@ class TestSweep:
         with pytest.raises(argparse.ArgumentTypeError):
             _sizes(text)
         assert _sizes("1,4,16") == (1, 4, 16)
+
+
+class TestPipelineOnly:
+    def test_the_table_gives_rates_ratios_and_cpu_per_event(self):
+        """(a) and (b) against the faster no-op, every run's rate and CPU per event (µs)."""
+        pipe = {
+            "noop_2": [1000.0, 1100.0],
+            "noop_2_unbatched": [1200.0, 1300.0],
+            "updated_2": [1100.0, 1150.0],
+            "published_2": [700.0, 780.0],
+        }
+        cpu = {name: [0.0009, 0.0011] for name in pipe}
+        cpu["published_2"] = [0.0015, 0.0016]
+        lines = pipeline_report(pipe, cpu).splitlines()
+        assert "| noop_2_unbatched | 1250 (1200, 1300) |  | 900, 1100 |" in lines
+        assert "| updated_2 | 1125 (1100, 1150) | 0.90x | 900, 1100 |" in lines
+        assert "| published_2 | 740 (700, 780) | 0.59x | 1500, 1600 |" in lines
+
+    def test_cpu_of_a_process_tree(self):
+        """This process's CPU is counted; a process that is gone counts nothing."""
+        own = _tree_cpu([os.getpid()], children=False)
+        assert own > 0
+        assert _tree_cpu([2**22 + 12345]) == 0.0
