@@ -125,7 +125,7 @@ class Settings:
     archive_retention_failed_s: int = 365 * 86400
     # The archiver defers to the workers: while this many events wait to be processed it leaves its work for
     # a later pass (0: never defers), unless an event due has waited archive_max_defer_s past its time.
-    archive_yield_backlog: int = 200
+    archive_yield_backlog: int = 1
     archive_max_defer_s: int = 900
 
     @classmethod
@@ -192,7 +192,7 @@ class Settings:
                 env, "ARCHIVE_RETENTION_PROCESSED_SECONDS", 90 * 86400, minimum=1
             ),
             archive_retention_failed_s=_int(env, "ARCHIVE_RETENTION_FAILED_SECONDS", 365 * 86400, minimum=1),
-            archive_yield_backlog=_int(env, "ARCHIVE_YIELD_BACKLOG", 200, minimum=0),
+            archive_yield_backlog=_int(env, "ARCHIVE_YIELD_BACKLOG", 1, minimum=0),
             archive_max_defer_s=_int(env, "ARCHIVE_MAX_DEFER_SECONDS", 900, minimum=0),
         )
         return _checked(settings, env)

@@ -10,11 +10,12 @@ and the next pass archives it again and deletes it. An event replayed or redeliv
 Without an archive, the pass compresses settled bodies in Redis instead (core/store/archiving.py).
 
 The archiver defers to the workers. Moving an event costs ~0.1 ms of CPU (read, compress, write, delete),
-and the archiver runs on the same machines as the workers; while ARCHIVE_YIELD_BACKLOG events or more wait
-to be processed, a pass leaves its work for a later one, so a burst is processed at full speed and archived
-after it. Settled events stay in Redis a little longer meanwhile (the lag gauge shows how long); once an
-event due has waited ARCHIVE_MAX_DEFER_SECONDS past its time the archiver no longer defers, so memory
-stays bounded under a backlog that never clears.
+the archiver runs on the same machines as the workers, and a pass occupies a worker's pool process, where
+events could wait for it. While ARCHIVE_YIELD_BACKLOG events (1: any) wait for a worker, a pass leaves its
+work for a later one, and a pass under way stops after its batch when events start to wait: a burst is
+processed at full speed and archived after it. Settled events stay in Redis a little longer meanwhile (the
+lag gauge shows how long); once an event due has waited ARCHIVE_MAX_DEFER_SECONDS past its time the
+archiver no longer defers, so memory stays bounded under a backlog that never clears.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ class TestArchive:
         assert s.archive_database_url is None
         assert (s.archive_after_s, s.archive_interval_s) == (3600, 10.0)
         assert (s.archive_retention_processed_s, s.archive_retention_failed_s) == (90 * 86400, 365 * 86400)
-        assert (s.archive_yield_backlog, s.archive_max_defer_s) == (200, 900)
+        assert (s.archive_yield_backlog, s.archive_max_defer_s) == (1, 900)
 
     def test_the_archiver_can_be_told_never_to_defer(self):
         """ARCHIVE_YIELD_BACKLOG=0: the archiver never waits for a backlog to clear."""

@@ -82,6 +82,20 @@ class TestDefers:
         assert defers(store, now=now)
         assert archive_pass(store, archive, now=now) == 0
 
+    def test_a_pass_under_way_stops_when_events_start_to_wait(self, store, archive, now):
+        """The pass runs in a worker's pool process: once an event waits, it stops after its current batch
+        (the event is not held behind the rest of the pass)."""
+        store = with_settings(
+            store, archive_after_s=int(HOUR), archive_yield_backlog=1, archive_max_defer_s=int(2 * HOUR)
+        )
+        settled(store, 6, at=now - 2 * HOUR)
+
+        def arrives(_batch):
+            backlog(store, 1, at=now)
+
+        assert archive_pass(store, archive, now=now, batch=2, after_write=arrives) == 2
+        assert archive.count() == 2
+
     def test_zero_never_defers(self, store, archive, now):
         store = with_settings(store, archive_after_s=int(HOUR), archive_yield_backlog=0)
         settled(store, 2, at=now - 2 * HOUR)
