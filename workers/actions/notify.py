@@ -153,25 +153,22 @@ class NotifyCustomer(HandlerAction):
         Per event, `self(ctx)` makes two store round trips of its own (reserve the publication; after the
         send, its `done` mark goes with the event's settle, which a batch then writes at once). Here the
         batch's publications are reserved in one round trip, each email is sent, and its `done` mark is
-        sent right after its own send, before the next email goes out (its reply is read as the next mark
-        goes out: core.store.reservations.DoneMarks); the events then settle with the rest of the batch,
-        in one round trip. Why that emails no one twice, crash or not:
+        written right after its own send, before the next email goes out; the events then settle with the
+        rest of the batch, in one round trip. Why that emails no one twice, crash or not:
 
         - A crash before an email's send leaves its reservation `pending` for `reservation_ttl`; the
           event's retry finds it busy until then, and then sends it. The batch holds every one of its
           reservations from the start, so each send's deadline counts from when they were taken (and a
           reservation is taken again, extended, before a send that would have less than half its time).
         - A crash after the server accepted an email and before its `done` mark: the window every send has
-          (tests/faults/test_worker_killed.py), no wider here: one SET, sent as the reply is read (once
-          sent, it reaches the store even if the process dies).
+          (tests/faults/test_worker_killed.py), no wider here: one SET, written as the reply is read.
         - A crash after the `done` marks and before the batch settles: the retry finds the publication
           done and ends `skipped` ("already emailed"): nobody gets a second email; the first attempt's
           history is what is lost, not the record of the email.
 
         A publication that two events of the batch carry (publication.succeeded and voucher.published) is
         emailed for the first; the others run one by one afterwards, as `self(ctx)`, and find it done. If
-        the store stops answering, the emails not yet sent are not sent: their events fail and retry (the
-        email after the mark that failed has gone out by then, and fails with it).
+        the store stops answering, the emails not yet sent are not sent: their events fail and retry.
         """
         results: list[ActionResult | Exception | None] = [None] * len(ctxs)
         planned: dict[str, tuple[int, ActionContext, Email]] = {}
