@@ -7,14 +7,8 @@ A key is `pending:<holder>` while one attempt performs the side effect (it lapse
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-import redis
 
 from core.store.base import Done, StoreBase
-
-if TYPE_CHECKING:
-    from redis.connection import Connection
 
 
 class Reservations(StoreBase):
@@ -50,60 +44,3 @@ class Reservations(StoreBase):
     def release(self, key: str, holder: str) -> None:
         """Give up a reservation we hold, so a retry can take it."""
         self.script("release")(keys=[self.key("once", key)], args=[holder])
-
-
-class DoneMarks:
-    """Done marks written one after another without waiting for each reply (one per side effect).
-
-    write() sends a mark and returns; the reply is read at the next write() or at close(), by when it has
-    come (the caller did its next side effect's own network round trip in between). A mark whose reply is
-    an error, or that could not be sent, is written again the patient way (Reservations.complete), which
-    raises if the store stays away. Once sent, a mark reaches the store even if this process dies.
-    """
-
-    def __init__(self, store: Reservations) -> None:
-        self.store = store
-        self._conn: Connection | None = None
-        self._unconfirmed: list[Done] = []
-
-    def write(self, key: str, holder: str, ttl: int, *, patience: float = 0.0) -> None:
-        """Mark side effect `key` done for `ttl` seconds; raises if an earlier mark could not be written."""
-        self._confirm()
-        done = Done(key, holder, ttl, patience)
-        try:
-            if self._conn is None:
-                self._conn = self.store.r.connection_pool.get_connection()
-            self._conn.send_command("SET", self.store.key("once", key), f"done:{holder}", "EX", ttl)
-        except redis.RedisError:
-            self._drop()
-            self.store.complete(key, holder, ttl, patience=patience)
-            return
-        self._unconfirmed.append(done)
-
-    def close(self) -> None:
-        """Read the last reply (writing again what failed), and give the connection back."""
-        try:
-            self._confirm()
-        finally:
-            if self._conn is not None:
-                self.store.r.connection_pool.release(self._conn)
-                self._conn = None
-
-    def _confirm(self) -> None:
-        if not self._unconfirmed:
-            return
-        pending, self._unconfirmed = self._unconfirmed, []
-        assert self._conn is not None
-        try:
-            for _ in pending:
-                self._conn.read_response()
-        except redis.RedisError:
-            self._drop()
-            for d in pending:
-                self.store.complete(d.key, d.holder, d.ttl, patience=d.patience)
-
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.disconnect()
-            self.store.r.connection_pool.release(conn)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from core.logs import log_context
 from core.states import ActionStatus
-from core.store.reservations import DoneMarks
 from schemas.campaign import Campaign
 from schemas.customer import Customer
 from workers import dispatch
@@ -214,8 +213,6 @@ class NotifyCustomer(HandlerAction):
                 results[i] = exc
             return
         broken: Exception | None = None
-        marks = DoneMarks(store)
-        marked: int | None = None  # the event whose done mark went last (its reply is read later)
         for key, verdict, (i, ctx, email) in zip(keys, verdicts, planned, strict=True):
             with log_context(event_id=ctx.event_id, action=self.spec.name):
                 if broken is not None:
@@ -227,42 +224,32 @@ class NotifyCustomer(HandlerAction):
                 elif verdict == "busy":
                     results[i] = _busy(store, key, f"{self.spec.name} for {email.pub_id!r}")
                 else:
-                    results[i], broken, unmarked = self._send_reserved(store, marks, key, ctx, email, taken)
-                    if unmarked and marked is not None:
-                        results[marked] = results[i]  # its mark's reply was read with this one's
-                    marked = i if isinstance(results[i], ActionResult) else marked
-        try:
-            marks.close()
-        except Exception as exc:
-            if marked is not None:
-                results[marked] = exc
+                    results[i], broken = self._send_reserved(store, key, ctx, email, taken)
+        return
 
     def _send_reserved(
-        self, store: EventStore, marks: DoneMarks, key: str, ctx: ActionContext, email: Email, taken: float
-    ) -> tuple[ActionResult | Exception, Exception | None, bool]:
-        """Send one reserved email and mark it done: its outcome, the store's error if it is away, and
-        whether marking failed (the previous mark, whose reply is read then, may not be written either)."""
+        self, store: EventStore, key: str, ctx: ActionContext, email: Email, taken: float
+    ) -> tuple[ActionResult | Exception, Exception | None]:
+        """Send one reserved email and mark it done; its outcome, and the store's error if it is away."""
         try:
             if time.monotonic() - taken > self.send_deadline_s / 2:
                 # A slow batch: take the reservation again (ours, so extended) for a full deadline.
                 taken = time.monotonic()
                 verdict = store.reserve(key, ctx.attempt_id, self.reservation_ttl)
                 if verdict != "acquired":
-                    return _busy(store, key, f"{self.spec.name} for {email.pub_id!r}"), None, False
+                    return _busy(store, key, f"{self.spec.name} for {email.pub_id!r}"), None
             self.mailer.send(email.message, deadline=taken + self.send_deadline_s, envelope=email.envelope)
         except Exception as exc:
             try:
                 store.release(key, ctx.attempt_id)
             except Exception as lost:
-                return exc, lost, False  # the reservation lapses by itself
-            return exc, None, False
+                return exc, lost  # the reservation lapses by itself
+            return exc, None
         try:
-            # Sent at once, its reply read as the next mark goes out: the next email's own round trips
-            # overlap it, and the window between acceptance and the mark is as narrow as a blocking SET's.
-            marks.write(key, ctx.attempt_id, self.remember_s, patience=self.reservation_ttl * 0.8)
+            store.complete(key, ctx.attempt_id, self.remember_s, patience=self.reservation_ttl * 0.8)
         except Exception as exc:
-            return exc, exc, True
-        return ActionResult(ActionStatus.SUCCEEDED, email.detail), None, False
+            return exc, exc
+        return ActionResult(ActionStatus.SUCCEEDED, email.detail), None
 
     def compose(
         self,
