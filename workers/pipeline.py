@@ -135,6 +135,7 @@ def process_batch(deliveries: Sequence[Delivery], rt: Runtime) -> list[str]:
         if isinstance(step, str):
             out[i] = step
         else:
+            step.message_id = d.message_id
             works.append((i, step))
     _run_batch_actions([w for _, w in works], rt)
     for i, work in works:
@@ -337,6 +338,7 @@ class Work:
     effects: list[Done] = field(default_factory=list)
     # Attempts a batch action made already (run_batch), by action name: their context, outcome, start time.
     ran: dict[str, tuple[ActionContext, ActionResult | Exception, float]] = field(default_factory=dict)
+    message_id: str = ""  # the message that carried the event (its log lines' task_id)
 
 
 def _run(work: Work, rt: Runtime) -> str:
@@ -390,6 +392,13 @@ def _context(work: Work, name: str, rt: Runtime) -> ActionContext:
         store=rt.store,
         event_type=work.event_type,
         effects=work.effects,
+        log_fields={
+            "task_id": work.message_id or None,
+            "task": PROCESS_EVENT,
+            "event_id": work.ev.id,
+            "event_type": work.event_type,
+            "action": name,
+        },
     )
 
 

@@ -6,10 +6,12 @@ PermanentError; the pipeline records the outcome and decides about retries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
+from core.logs import log_context
 from core.states import ActionStatus
 from core.store import Done
 from workers.errors import TransientError
@@ -32,6 +34,13 @@ class ActionContext:
     # Where `once` leaves the side effects that happened, for the pipeline to record in the same round trip
     # as the action's state; None records each one at once.
     effects: list[Done] | None = None
+    # What this event's log lines carry (task_id, task, event_id, event_type, action): bound already around
+    # a call of the action; a run_batch binds them per event with `logging()`.
+    log_fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def logging(self) -> AbstractContextManager[None]:
+        """Bind this event's log fields, so what run_batch logs for it says which task, event and action."""
+        return log_context(**self.log_fields)
 
     def __post_init__(self) -> None:
         if not self.event_type and self.parsed is not None:

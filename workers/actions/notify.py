@@ -19,7 +19,6 @@ from email.policy import Compat32
 from email.utils import formataddr, formatdate, parseaddr
 from typing import TYPE_CHECKING, Any, cast
 
-from core.logs import log_context
 from core.states import ActionStatus
 from schemas.campaign import Campaign
 from schemas.customer import Customer
@@ -174,7 +173,7 @@ class NotifyCustomer(HandlerAction):
         later: list[int] = []
         for i, ctx in enumerate(ctxs):
             try:
-                with log_context(event_id=ctx.event_id, action=self.spec.name):
+                with ctx.logging():
                     email = self.plan(Event(ctx, _no_once))
             except Exception as exc:
                 results[i] = exc
@@ -214,7 +213,7 @@ class NotifyCustomer(HandlerAction):
             return
         broken: Exception | None = None
         for key, verdict, (i, ctx, email) in zip(keys, verdicts, planned, strict=True):
-            with log_context(event_id=ctx.event_id, action=self.spec.name):
+            with ctx.logging():
                 if broken is not None:
                     results[i] = broken  # the store is away: no email whose `done` cannot be written
                 elif verdict == "done":
