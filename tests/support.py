@@ -585,3 +585,29 @@ def stop_run(service: Service) -> int:
         return service.proc.popen.wait(timeout=40)
     finally:
         service.proc.stop()  # anything left in the group, whatever happened
+
+
+def record_round_trips(r: Any, monkeypatch: pytest.MonkeyPatch, *, pipeline_label: str) -> list[str]:
+    """Record each round trip a Redis client makes from now on: a command's name, or for a pipeline
+    `<pipeline_label>:` and the names of the commands it sends at once."""
+    trips: list[str] = []
+    real_command, real_pipeline = r.execute_command, r.pipeline
+
+    def command(*args: Any, **kwargs: Any) -> Any:
+        trips.append(args[0])
+        return real_command(*args, **kwargs)
+
+    def pipeline_(*args: Any, **kwargs: Any) -> Any:
+        pipe = real_pipeline(*args, **kwargs)
+        real_execute = pipe.execute
+
+        def execute(*a: Any, **kw: Any) -> Any:
+            trips.append(f"{pipeline_label}:" + " ".join(str(c[0]) for c, _ in pipe.command_stack))
+            return real_execute(*a, **kw)
+
+        pipe.execute = execute
+        return pipe
+
+    monkeypatch.setattr(r, "execute_command", command)
+    monkeypatch.setattr(r, "pipeline", pipeline_)
+    return trips

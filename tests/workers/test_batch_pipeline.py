@@ -12,6 +12,7 @@ from core import examples
 from core.states import ActionStatus
 from ingest.dedup import dedup_key
 from tests.fakes import BROKEN, FLAKY, OK, ScriptedAction
+from tests.support import record_round_trips
 from workers import dispatch, pipeline
 from workers.actions import ActionContext, ActionResult, once
 from workers.errors import PermanentError, TransientError
@@ -95,34 +96,13 @@ class TestProcessBatch:
         assert (boom["status"], boom["reason"]) == ("failed", "unexpected")
         assert store.document(ids[0])["actions"]["act"]["attempts"] == 1
 
-    def test_one_begin_and_one_settle_for_the_batch(self, runtime, store, route):
+    def test_one_begin_and_one_settle_for_the_batch(self, runtime, store, route, monkeypatch):
         """Events whose outcome records no side effect settle together at the end: two script calls in all
         (the settle is one pipeline of set_status calls)."""
         route(act=ByCode({}))
         ids = [deliver(store, updated(c)) for c in "ABCD"]
-        trips = []
-        real_command, real_pipeline = store.r.execute_command, store.r.pipeline
-
-        def command(*args, **kwargs):
-            trips.append(args[0])
-            return real_command(*args, **kwargs)
-
-        def pipeline_(*args, **kwargs):
-            pipe = real_pipeline(*args, **kwargs)
-            execute = pipe.execute
-
-            def counted(*a, **kw):
-                trips.append("PIPELINE:" + " ".join(c[0][0] for c in pipe.command_stack))
-                return execute(*a, **kw)
-
-            pipe.execute = counted
-            return pipe
-
-        store.r.execute_command, store.r.pipeline = command, pipeline_
-        try:
-            statuses = pipeline.process_batch([Delivery(i) for i in ids], runtime)
-        finally:
-            del store.r.execute_command, store.r.pipeline
+        trips = record_round_trips(store.r, monkeypatch, pipeline_label="PIPELINE")
+        statuses = pipeline.process_batch([Delivery(i) for i in ids], runtime)
         assert statuses == ["processed"] * 4
         assert trips == ["EVALSHA", "PIPELINE:" + " ".join(["EVALSHA"] * 4)]
 

@@ -14,6 +14,7 @@ from core import examples
 from core.store import StoreUnavailableError
 from ingest.dedup import dedup_key
 from tests.fakes import RecordingMailer
+from tests.support import record_round_trips
 from workers import dispatch, pipeline
 from workers.actions.notify import NotifyCustomer
 from workers.mail import Envelope, SmtpMailer
@@ -112,32 +113,11 @@ class TestMixedBatch:
         for pub in ("pub_a", "pub_b", "pub_c"):
             assert store.reserve(f"notify:{pub}", "someone-else", 30) == "done"
 
-    def test_one_reservation_round_trip_and_one_settle(self, runtime, store, mailer):
+    def test_one_reservation_round_trip_and_one_settle(self, runtime, store, mailer, monkeypatch):
         """Three emails: begin, one reservation script for all, a done mark after each send, one settle."""
         ids = [deliver(store, publication(f"{c}@example.com", f"pub_{c}")) for c in "abc"]
-        trips = []
-        real_command, real_pipeline = store.r.execute_command, store.r.pipeline
-
-        def command(*args, **kwargs):
-            trips.append(args[0])
-            return real_command(*args, **kwargs)
-
-        def pipeline_(*args, **kwargs):
-            pipe = real_pipeline(*args, **kwargs)
-            execute = pipe.execute
-
-            def counted(*a, **kw):
-                trips.append("PIPELINE:" + " ".join(c[0][0] for c in pipe.command_stack))
-                return execute(*a, **kw)
-
-            pipe.execute = counted
-            return pipe
-
-        store.r.execute_command, store.r.pipeline = command, pipeline_
-        try:
-            assert run(runtime, ids) == ["processed"] * 3
-        finally:
-            del store.r.execute_command, store.r.pipeline
+        trips = record_round_trips(store.r, monkeypatch, pipeline_label="PIPELINE")
+        assert run(runtime, ids) == ["processed"] * 3
         assert trips == ["EVALSHA", "EVALSHA", "SET", "SET", "SET", "PIPELINE:EVALSHA EVALSHA EVALSHA"]
         assert len(mailer.sent) == 3
 

@@ -6,6 +6,7 @@ import redis
 from core import examples
 from ingest.dedup import dedup_key
 from tests.fakes import BROKEN, FLAKY, OK, ScriptedAction
+from tests.support import record_round_trips
 from workers import dispatch, pipeline
 from workers.errors import PermanentError, TransientError
 
@@ -336,27 +337,7 @@ class TestRoundTrips:
 
     @pytest.fixture
     def trips(self, store, monkeypatch):
-        calls = []
-        real_command, real_pipeline = store.r.execute_command, store.r.pipeline
-
-        def command(*args, **kwargs):
-            calls.append(args[0])
-            return real_command(*args, **kwargs)
-
-        def pipeline_(*args, **kwargs):
-            pipe = real_pipeline(*args, **kwargs)
-            real_execute = pipe.execute
-
-            def execute(*a, **kw):
-                calls.append("MULTI:" + " ".join(str(c[0]) for c, _ in pipe.command_stack))
-                return real_execute(*a, **kw)
-
-            pipe.execute = execute
-            return pipe
-
-        monkeypatch.setattr(store.r, "execute_command", command)
-        monkeypatch.setattr(store.r, "pipeline", pipeline_)
-        return calls
+        return record_round_trips(store.r, monkeypatch, pipeline_label="MULTI")
 
     def test_an_event_with_no_action_makes_two(self, runtime, store, trips):
         event_id = deliver(store, examples.example_envelope("voucher.updated"))
