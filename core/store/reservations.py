@@ -16,7 +16,7 @@ class Reservations(StoreBase):
 
     def reserve(self, key: str, holder: str, ttl: int) -> str:
         """Reserve side effect `key` for `holder`: "acquired", "done" or "busy" (someone else is on it)."""
-        return self.script("reserve")(keys=[self.key("once", key)], args=[holder, ttl]).decode()
+        return self.reserve_many([(key, holder)], ttl)[0]
 
     def reserve_many(self, claims: Sequence[tuple[str, str]], ttl: int) -> list[str]:
         """reserve() for each (key, holder) of `claims`, in one round trip; each one's verdict, in order."""

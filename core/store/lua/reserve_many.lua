@@ -1,4 +1,5 @@
--- reserve_many: reserve.lua for several side effects at once, each for its own holder (one round trip).
+-- reserve_many: take side effects' business keys, each for its own holder (an attempt), or say why not;
+-- one key or several, in one round trip (EventStore.reserve is the one-key case).
 -- KEYS: the reservations (once:<key>), one per side effect
 -- ARGV: 1 how long a holder that crashed blocks others (s), then one holder per key, in KEYS' order
 -- Returns one verdict per key, in order: 'acquired' (ours now, or still ours), 'done' (it already happened)

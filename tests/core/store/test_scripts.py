@@ -28,7 +28,6 @@ def test_every_script_is_there():
         "mark_late",
         "release",
         "release_lock",
-        "reserve",
         "reserve_many",
         "restore",
         "set_status",
