@@ -14,7 +14,7 @@ from core.mirror import Mirror
 from core.queue import TaskQueue
 from core.settings import Settings
 from core.store import EventStore
-from ingest import admin, console, metrics, openapi, views
+from ingest import admin, console, intake, metrics, openapi, views
 from ingest.services import Services, init_app
 
 
@@ -31,7 +31,7 @@ def create_app(
     warn_if_unsigned(settings, "intake")
 
     app = Flask("ingest", static_folder=None)
-    # For the admin API's JSON bodies. The intake reads and bounds webhook bodies itself (views._read_body):
+    # For the admin API's JSON bodies. The intake reads and bounds webhook bodies itself (ingest/intake.py):
     # under a server that terminates the input stream, Werkzeug's limit silently truncates a chunked body.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     json = DefaultJSONProvider(app)
@@ -51,14 +51,16 @@ def create_app(
     openapi.document()  # read and checked at start
     app.register_blueprint(openapi.bp)
     app.register_blueprint(console.bp)
+    # A test double for the queue has no broker to count messages in.
+    counters = metrics.init_app(app, settings, svc.store, getattr(svc.queue, "celery", None))
+    intake.init_app(app, svc, counters)
     if settings.trusted_proxies:
         # Believe X-Forwarded-For/-Proto from exactly that many proxies: the console's Secure cookie and its
-        # per-client rate limit then see the real scheme and client. Never by default: a client could send
-        # the headers itself.
+        # per-client rate limit then see the real scheme and client, and the intake keeps the real client's
+        # address. Never by default: a client could send the headers itself. Outermost, so the intake's
+        # route (ingest/intake.py) sees what Flask's views see.
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
-    # A test double for the queue has no broker to count messages in.
-    metrics.init_app(app, settings, svc.store, getattr(svc.queue, "celery", None))
 
     @app.errorhandler(HTTPException)
     def json_error(exc: HTTPException) -> tuple[Response, int, list[tuple[str, str]]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import redis
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app
 
 from core.queue import queue_lengths
 from core.settings import Settings
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from core.store import EventStore
+    from ingest.intake import Answer
 
 PREFIX = "voucherify_ingest"
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -50,9 +51,7 @@ OUTCOMES = (
     "timeout",
     "limited",
 )
-_BY_CODE = {401: "unauthorized", 413: "too_large", 503: "unavailable", 404: "not_found"}
 INTAKE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_RECEIVE = "intake.receive"
 
 bp = Blueprint("metrics", __name__)
 
@@ -102,7 +101,8 @@ def intake_metrics(path: Path) -> IntakeMetrics:
         ),
         duration=Histogram(
             f"{PREFIX}_request_duration_seconds",
-            "Time the intake took to answer a webhook delivery (from the view's start to its answer).",
+            "Time the intake took to answer a webhook delivery (from the request reaching the app to its "
+            "answer).",
             buckets=INTAKE_BUCKETS,
             registry=None,
         ),
@@ -121,49 +121,39 @@ def intake_metrics(path: Path) -> IntakeMetrics:
     return _intake["m"]
 
 
-def init_app(app: Flask, settings: Settings, store: EventStore, celery: Celery | None) -> None:
-    """Count the intake's answers and serve `GET /metrics`. Touches no network: Redis is read per scrape."""
+class IntakeCounters:
+    """Counts what the intake answered each delivery (ingest/intake.py calls `count` once per delivery)."""
+
+    def __init__(self, m: IntakeMetrics, secrets: int) -> None:
+        self.m = m
+        # Series exist at zero from the start, so rate() and absent-series alerts work before the first
+        # event. The labelled children are kept: `labels()` costs as much as the increment itself.
+        self.by_outcome = {outcome: m.requests.labels(outcome) for outcome in OUTCOMES}
+        self.by_secret = {str(i): m.secrets.labels(str(i)) for i in range(secrets)}
+
+    def count(self, answer: Answer, seconds: float) -> None:
+        self.by_outcome[answer.outcome].inc()
+        self.m.duration.observe(seconds)
+        if answer.secret:
+            (self.by_secret.get(answer.secret) or self.m.secrets.labels(answer.secret)).inc()
+        if answer.enqueue_failed:
+            self.m.enqueue_failures.inc()
+
+
+def init_app(app: Flask, settings: Settings, store: EventStore, celery: Celery | None) -> IntakeCounters:
+    """Serve `GET /metrics`; the intake's counters, for ingest.intake to count its answers with. Touches
+    no network: Redis is read per scrape."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
     path = multiproc_dir(settings)
-    m = intake_metrics(path)
-    # Series exist at zero from the start, so rate() and absent-series alerts work before the first event.
-    # The labelled children are kept: `labels()` costs as much as the increment itself, on every delivery.
-    by_outcome = {outcome: m.requests.labels(outcome) for outcome in OUTCOMES}
-    by_secret = {str(i): m.secrets.labels(str(i)) for i in range(len(settings.webhook_secrets))}
-
+    counters = IntakeCounters(intake_metrics(path), len(settings.webhook_secrets))
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(path))
     registry.register(WorkerCollector(store, (lambda: queue_lengths(celery)) if celery else None))
     app.extensions["voucherify.metrics"] = registry
-
-    @app.before_request
-    def start_clock() -> None:
-        if request.endpoint == _RECEIVE:
-            g.metrics_started = time.perf_counter()
-
-    @app.after_request
-    def count(response: Response) -> Response:
-        if request.endpoint != _RECEIVE:
-            return response
-        if response.status_code == 202:
-            outcome = "duplicate" if g.get("intake_status") == "duplicate" else "accepted"
-        else:
-            outcome = _BY_CODE.get(response.status_code, "error")
-        by_outcome[outcome].inc()
-        started = g.get("metrics_started")
-        if started is not None:
-            m.duration.observe(time.perf_counter() - started)
-        verdict = g.get("secret_verdict")
-        if verdict:
-            secret = verdict.removeprefix("secret:")
-            (by_secret.get(secret) or m.secrets.labels(secret)).inc()
-        if g.get("enqueue_failed"):
-            m.enqueue_failures.inc()
-        return response
-
     app.register_blueprint(bp)
+    return counters
 
 
 @bp.get("/metrics")
