@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
-from core.states import Status
 from core.store.base import StoreBase, new_event_id
 
 
@@ -33,22 +31,9 @@ class Deliveries(StoreBase):
         now = time.time() if now is None else now
         event_id = new_event_id(now)
         queue_key, message = enqueue(event_id) if enqueue is not None else ("", b"")
-        fields: dict[str, str | int] = {
-            "id": event_id,
-            "status": Status.QUEUED.value,
-            "event_type": "",
-            "received_at": repr(now),
-            "updated_at": repr(now),
-            "dedup_key": dedup_key,
-            "attempts": 0,
-            "duplicates": 0,
-            "source": source,
-            "secret": secret,
-            "headers": json.dumps(dict(headers)),
-            "size": len(raw),
-        }
-        flat: list[Any] = [x for kv in fields.items() for x in kv]
         p = self.p
+        received = repr(now)
+        # The document's other fields are constants the script writes itself (lua/accept.lua).
         created, ident = self.script("accept")(
             keys=[
                 self.key("dd", dedup_key),
@@ -63,11 +48,14 @@ class Deliveries(StoreBase):
                 p,
                 event_id,
                 self.settings.dedup_window_s,
-                repr(now),
+                received,
                 repr(now + self.settings.outbox_lease_s),
                 raw,
                 message,
-                *flat,
+                dedup_key,
+                source,
+                secret,
+                json.dumps(dict(headers)),
             ],
         )
         return ident.decode(), bool(created)

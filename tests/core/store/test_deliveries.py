@@ -23,6 +23,28 @@ class TestAccept:
         assert store.r.zscore(f"{store.p}:outbox", event_id) == 100.0 + store.settings.outbox_lease_s
         assert json.loads(store.r.hget(store.key("ev", event_id), "headers")) == {"user-agent": "x"}
 
+    def test_the_whole_document_as_written(self, store):
+        """Every field of a new event's document, the ones the script fills in itself included."""
+        body = '{"é": 1}'.encode()
+        event_id, _ = store.accept(
+            body, dedup_key="ev:src:2", headers={"x": "y"}, secret="secret:1", source="shop", now=100.5
+        )
+        fields = {k.decode(): v.decode() for k, v in store.r.hgetall(store.key("ev", event_id)).items()}
+        assert fields == {
+            "id": event_id,
+            "status": Status.QUEUED.value,
+            "event_type": "",
+            "received_at": "100.5",
+            "updated_at": "100.5",
+            "dedup_key": "ev:src:2",
+            "attempts": "0",
+            "duplicates": "0",
+            "source": "shop",
+            "secret": "secret:1",
+            "headers": '{"x": "y"}',
+            "size": str(len(body)),  # bytes, not characters
+        }
+
     def test_duplicate_is_counted_on_the_original(self, store):
         """The same dedup key again answers the original's id, stores nothing new, and counts it."""
         first, _ = store.accept(b"{}", dedup_key="k", headers={}, secret="s")
