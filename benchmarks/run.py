@@ -236,11 +236,17 @@ class Bench:
         processes spent per request, which the load of other work on the machine moves far less than it
         moves throughput.
         """
-        apps = {"intake": "ingest:create_app()", "ceiling": "benchmarks.ceilings:create_ceiling_app()"}
+        apps = {
+            "intake": "ingest:create_app()",
+            "ceiling": "benchmarks.ceilings:create_ceiling_app()",
+            # Reported beside the target: the intake's route runs outside Flask's request machinery.
+            "wsgi_ceiling": "benchmarks.ceilings:create_wsgi_ceiling_app()",
+        }
         servers = {name: self.gunicorn(app) for name, app in apps.items()}
         results: dict[str, dict[str, list[dict[str, Any]]]] = {
             name: {"saturation": [], "half": []} for name in apps
         }
+        del results["wsgi_ceiling"]["half"]
         urls = [url for _, url in servers.values()]
         try:
             self.loadgen_turns(urls, seconds=1.0, slice_seconds=0.5)  # warm-up
@@ -252,7 +258,8 @@ class Bench:
                     r["server_cpu_us"] = round(spent / max(1, r["count"]) * 1e6, 1)
                     results[name]["saturation"].append(r)
             for _ in range(self.size.runs):
-                for name, (_, url) in servers.items():
+                for name in ("intake", "ceiling"):
+                    url = servers[name][1]
                     half_rate = statistics.median(r["rps"] for r in results[name]["saturation"]) / 2
                     results[name]["half"].append(self.loadgen(url, rate=half_rate))
         finally:
@@ -805,11 +812,14 @@ def intake_ratios(intake: dict[str, Any]) -> list[float]:
 
 def intake_report(intake: dict[str, Any]) -> str:
     """Each run's intake and ceiling saturation, and their ratio (the target is per run); and the gunicorn
-    CPU per request of each, with the ratio it would give if the servers' own CPU were all that counted."""
+    CPU per request of each, with the ratio it would give if the servers' own CPU were all that counted.
+    With the bare WSGI ceiling measured too, the intake's ratio to it beside."""
+    wsgi = intake.get("wsgi_ceiling", {}).get("saturation")
     lines = [
         "| run | intake req/s | ceiling req/s | ratio (≥ 0.8x) | gunicorn CPU per request, intake / ceiling "
-        "| ceiling CPU / intake CPU |",
-        "|---|---|---|---|---|---|",
+        "| ceiling CPU / intake CPU |"
+        + (" WSGI ceiling req/s | intake / WSGI ceiling | WSGI ceiling CPU |" if wsgi else ""),
+        "|---|---|---|---|---|---|" + ("---|---|---|" if wsgi else ""),
     ]
     pairs = zip(intake["intake"]["saturation"], intake["ceiling"]["saturation"], strict=True)
     for k, ((i, c), ratio) in enumerate(zip(pairs, intake_ratios(intake), strict=True), 1):
@@ -818,7 +828,11 @@ def intake_report(intake: dict[str, Any]) -> str:
             cpu_ratio = f"{c['server_cpu_us'] / i['server_cpu_us']:.2f}x"
         else:
             cpu, cpu_ratio = "not measured", ""
-        lines.append(f"| {k} | {i['rps']:.0f} | {c['rps']:.0f} | {ratio:.2f}x | {cpu} | {cpu_ratio} |")
+        line = f"| {k} | {i['rps']:.0f} | {c['rps']:.0f} | {ratio:.2f}x | {cpu} | {cpu_ratio} |"
+        if wsgi:
+            w = wsgi[k - 1]
+            line += f" {w['rps']:.0f} | {i['rps'] / w['rps']:.2f}x | {w.get('server_cpu_us', 0):.0f} µs |"
+        lines.append(line)
     return "\n".join(lines)
 
 

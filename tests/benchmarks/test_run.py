@@ -78,6 +78,12 @@ class TestReport:
         intake["ceiling"]["saturation"][0]["server_cpu_us"] = 525.0
         assert "| 1 | 900 | 1000 | 0.90x | 700 / 525 µs | 0.75x |" in intake_report(intake)
 
+    def test_the_wsgi_ceiling_is_listed_beside_when_measured(self):
+        """The bare WSGI ceiling's rate, the intake's ratio to it and its CPU, in the same row."""
+        intake = _intake([(900, 1000)])
+        intake["wsgi_ceiling"] = {"saturation": [{"rps": 1200.0, "server_cpu_us": 480.0}]}
+        assert "| 1 | 900 | 1000 | 0.90x | not measured |  | 1200 | 0.75x | 480 µs |" in intake_report(intake)
+
     @pytest.mark.parametrize(
         ("upd2", "pub2", "p99", "missed"),
         [
