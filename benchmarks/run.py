@@ -64,7 +64,7 @@ FULL = Size(
     memory_events=(1000, 50_000),
     latency_seconds=15.0,
     e2e_seconds=9.0,
-    batch_sizes=(1, 4, 16, 64),
+    batch_sizes=(1, 4, 16, 32, 64),  # 32: the default
 )
 TINY = Size(
     runs=1,
@@ -961,7 +961,7 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-sizes",
         type=_sizes,
         default=None,
-        help="the sweep's WORKER_BATCH_SIZE values, comma-separated (default 1,4,16,64; --tiny 1,16)",
+        help="the sweep's WORKER_BATCH_SIZE values, comma-separated (default 1,4,16,32,64; --tiny 1,16)",
     )
     p.add_argument(
         "--batch-wait-ms",
