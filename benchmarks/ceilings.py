@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import redis
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from celery import Celery
 
 
 def create_ceiling_app() -> Flask:
@@ -26,7 +32,7 @@ def create_ceiling_app() -> Flask:
     app = Flask("ceiling", static_folder=None)
 
     @app.post("/webhooks/voucherify")
-    def receive():  # type: ignore[no-untyped-def]
+    def receive() -> tuple[Response, int]:
         event_id = uuid.uuid4().hex
         client.set(f"ceiling:{event_id}", request.get_data())
         return jsonify(id=event_id, status="queued"), 202
@@ -34,11 +40,11 @@ def create_ceiling_app() -> Flask:
     return app
 
 
-def create_wsgi_ceiling_app():  # type: ignore[no-untyped-def]
+def create_wsgi_ceiling_app() -> WSGIApplication:
     """One Redis SET per request and a 202, in a WSGI callable of its own."""
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
 
-    def app(environ, start_response):  # type: ignore[no-untyped-def]
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         event_id = uuid.uuid4().hex
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         client.set(f"ceiling:{event_id}", body)
@@ -51,7 +57,7 @@ def create_wsgi_ceiling_app():  # type: ignore[no-untyped-def]
     return app
 
 
-def create_noop_celery():  # type: ignore[no-untyped-def]
+def create_noop_celery() -> Celery:
     """The workers' Celery app with a no-op task added under a bench-only name."""
     from workers.app import create_celery
 

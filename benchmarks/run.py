@@ -451,8 +451,9 @@ class Bench:
                 for suffix in ("", "_async"):
                     with admin.connect() as conn:
                         conn.execute(text(f'CREATE DATABASE "{name}{suffix}"'))
-                    url = pg.set(database=name + suffix).render_as_string(hide_password=False)
-                    urls[f"updated_2_mirror_postgres{suffix}"] = url
+                    urls[f"updated_2_mirror_postgres{suffix}"] = pg.set(
+                        database=name + suffix
+                    ).render_as_string(hide_password=False)
             try:
                 for scenario, url in urls.items():
                     if url:
@@ -591,13 +592,13 @@ class Bench:
             rows.append({"batch_size": size, "updated_2": ours, "noop_2": noop, "end_to_end": lat})
         return rows
 
-    def memory(self, smtp_url: str) -> dict[str, int]:
+    def memory(self, smtp_url: str) -> dict[int, int]:
         """Worker child RSS after the first and after the last of many events (one process)."""
         store = EventStore(self.redis, self.settings)
         a, b = self.size.memory_events
         make = _maker("publication.succeeded", email=True)
         w = self.worker("workers", 1, {"SMTP_URL": smtp_url, "NOTIFY_FROM": "bench@example.com"})
-        rss = {}
+        rss: dict[int, int] = {}
         try:
             for target in (a, b):
                 have = sum(store.counts().values())

@@ -79,7 +79,8 @@ class SmtpSession(asyncio.Protocol):
         if self.closing:
             return
         self.buf += data
-        buf, pos, out = self.buf, 0, []
+        buf, pos = self.buf, 0
+        out: list[bytes] = []
         while not self.closing:
             if self.in_data:
                 pos, done = self._content(pos, out)
