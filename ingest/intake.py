@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from core import jsonguard
@@ -55,6 +56,7 @@ _SIGNATURE = "HTTP_X_VOUCHERIFY_SIGNATURE"
 _MAX_HEADER_BYTES = 8192
 _STATUS_LINES = {
     202: "202 Accepted",
+    400: "400 Bad Request",
     401: "401 Unauthorized",
     404: "404 Not Found",
     413: "413 Content Too Large",
@@ -90,7 +92,14 @@ def receive(svc: Services, environ: WSGIEnvironment, source: str) -> Answer:
     if source and not _valid_source(source):
         return _error(404, "not_found", "not_found", "unknown webhook source")
     settings = svc.settings
-    raw = _read_body(environ, settings.max_body_bytes)
+    try:
+        raw = _read_body(environ, settings.max_body_bytes)
+    except ClientDisconnected:
+        # Fewer bytes than its Content-Length, under a server that does not terminate the input stream: the
+        # sender went away (it retries a delivery it got no 2xx for). Werkzeug's exception is a 400 too.
+        log.warning("webhook refused", extra={"reason": "incomplete_body", "source": source})
+        message = "the body ended before its Content-Length; nothing was stored"
+        return _error(400, "incomplete", "incomplete_body", message)
     if raw is None:
         log.warning("webhook refused", extra={"reason": "too_large", "source": source})
         return _error(413, "too_large", "too_large", f"the body is over {settings.max_body_bytes} bytes")

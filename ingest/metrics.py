@@ -47,6 +47,7 @@ OUTCOMES = (
     "too_large",
     "unavailable",
     "not_found",
+    "incomplete",
     "error",
     "timeout",
     "limited",

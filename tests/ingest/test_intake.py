@@ -9,7 +9,7 @@ import logging
 
 import pytest
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.test import EnvironBuilder
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from core import examples
 from ingest import create_app, intake
@@ -162,3 +162,27 @@ class TestWhatFlaskGaveIt:
         name = f"{P}_secret_matches_total"
         assert sample(after, name, secret="0") - sample(before, name, secret="0") == 1
         store.r.close()
+
+    def test_a_body_cut_short_is_a_400_not_a_500(self, client, store, queue, caplog):
+        """The sender went away mid-body (fewer bytes than its Content-Length, under a server that does not
+        terminate the input stream): a 400 saying so, a warning without a traceback, nothing stored, and
+        counted as `incomplete`, not as an intake bug. (Regression: it was a logged `intake failed` 500.)"""
+        before = parse_metrics(client.get("/metrics").data.decode())
+        body, headers = delivery()
+        environ = EnvironBuilder(
+            path="/webhooks/voucherify", method="POST", data=body, headers=headers
+        ).get_environ()
+        environ["CONTENT_LENGTH"] = str(len(body) + 100)  # the rest never comes
+        with caplog.at_level(logging.WARNING, logger="ingest.intake"):
+            answer, status, _ = run_wsgi_app(client.application, environ, buffered=True)
+        assert status == "400 Bad Request"
+        assert json.loads(b"".join(answer))["error"] == "incomplete_body"
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        refused = next(r for r in caplog.records if r.getMessage() == "webhook refused")
+        assert (refused.reason, refused.exc_info) == ("incomplete_body", None)
+        assert sum(store.counts().values()) == 0
+        assert queue.sent == []
+        after = parse_metrics(client.get("/metrics").data.decode())
+        name = f"{P}_requests_total"
+        assert sample(after, name, outcome="incomplete") - sample(before, name, outcome="incomplete") == 1
+        assert sample(after, name, outcome="error") == sample(before, name, outcome="error")
