@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, tuple_
+from sqlalchemy import Engine, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core import db
@@ -107,6 +107,31 @@ class Archive:
             positions = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
             self._upsert = (str(compiled), positions)
         return self._upsert
+
+    def add_duplicates(self, counts: Mapping[str, int]) -> int:
+        """Add duplicate deliveries to archived events' documents (event id -> how many more); how many of
+        the events are in the archive (the others were pruned: their counts have nowhere to go)."""
+        if not counts:
+            return 0
+        found = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(archived.c.id, archived.c.codec, archived.c.document).where(
+                    archived.c.id.in_(list(counts))
+                )
+            ).all()
+            for row in rows:
+                doc = json.loads(codec.decompress(row.document, row.codec))
+                fields = doc["fields"]
+                fields["duplicates"] = str(int(fields.get("duplicates") or 0) + counts[row.id])
+                packed = codec.compress(json.dumps(doc, separators=(",", ":")).encode())
+                conn.execute(
+                    update(archived)
+                    .where(archived.c.id == row.id)
+                    .values(document=packed, codec=codec.DEFAULT)
+                )
+                found += 1
+        return found
 
     def get(self, event_id: str) -> ArchivedEvent | None:
         """The archived event, or None."""

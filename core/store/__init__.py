@@ -31,6 +31,8 @@ Keys (prefix `vw` by default; one Redis database per deployment):
     {p}:job:{id}       hash   a bulk replay job (jobs.py), and {p}:job:{id}:lock its one runner
     {p}:mail:status    string what the last worker to start found about the SMTP server (core.mailstatus)
     {p}:compact:{status} string where compacting settled bodies (no archive) got to in that status's index
+    {p}:dup:late       hash   event id -> duplicate deliveries that arrived while the event was not in Redis
+                              (archived); the archiver's pass adds them to the archived row and empties it
 
 With an archive (core/archive), a settled event's ev, raw and act keys and its index entries are deleted once
 it is archived (`archiving`, lua/forget.lua); its dedup claim, reservations and counters stay. Without one,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 from core.archive import ArchivedEvent, codec
@@ -82,6 +82,22 @@ class Archiving(StoreBase):
             f = e.fields
             args += [e.id, f.get("status", ""), f.get("updated_at", ""), f.get("duplicates") or "0"]
         return [text(i) for i in self.script("forget")(args=args)]
+
+    def take_late_duplicates(self) -> dict[str, int]:
+        """Duplicate deliveries counted while their event was not in Redis, taken out of Redis at once (so
+        two passes never count one twice): those whose event is in Redis again are added to its document
+        there; the others are returned, event id -> count, for the archive's rows (lua/take_duplicates.lua).
+        """
+        got = self.script("take_duplicates")(args=[self.p])
+        return {text(got[k]): int(got[k + 1]) for k in range(0, len(got), 2)}
+
+    def put_back_late_duplicates(self, counts: Mapping[str, int]) -> None:
+        """Return counts `take_late_duplicates` gave that could not be written (the archive failed)."""
+        if counts:
+            pipe = self.r.pipeline(transaction=False)
+            for event_id, n in counts.items():
+                pipe.hincrby(f"{self.p}:dup:late", event_id, n)
+            pipe.execute()
 
     def restore(self, event: ArchivedEvent) -> bool:
         """Put an archived event back into Redis as it was (lua/restore.lua); False if it is there already."""

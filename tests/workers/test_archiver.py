@@ -6,11 +6,12 @@ import json
 import time
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from core.archive import Archive
 from core.db import make_engine, upgrade
 from core.store import EventStore
-from workers.archiver import archive_pass, compact_pass, defers
+from workers.archiver import archive_or_wait, archive_pass, compact_pass, count_late_duplicates, defers
 
 BODY = json.dumps({"event": {"id": "evt_v1", "type": "voucher.updated"}, "data": {"x": "y" * 300}}).encode()
 HOUR = 3600.0
@@ -113,3 +114,72 @@ class TestDefers:
         assert compact_pass(store, now=now) == 0
         store.r.zpopmin(f"{store.p}:st:queued")
         assert compact_pass(store, now=now) == 2
+
+
+class TestLateDuplicates:
+    """A duplicate delivery of an event already archived: accept.lua finds the dedup claim but no document,
+    and the archiver's next pass adds it to the archived row, as the document would have counted it."""
+
+    @pytest.fixture
+    def archived_one(self, store, archive, now):
+        store = with_settings(store, archive_after_s=int(HOUR))
+        (event_id,) = settled(store, 1, at=now - 2 * HOUR)
+        key = store.document(event_id)["dedup_key"]
+        assert archive_pass(store, archive, now=now) == 1
+        assert not store.r.exists(store.key("ev", event_id))
+        return store, event_id, key
+
+    def test_counted_on_the_archived_row(self, archived_one, archive, now):
+        store, event_id, key = archived_one
+        for _ in range(2):
+            redeliver(store, key, event_id)
+        archive_pass(store, archive, now=now)
+        assert archive.get(event_id).fields["duplicates"] == "2"
+        assert not store.r.exists(f"{store.p}:dup:late")
+        redeliver(store, key, event_id)
+        archive_pass(store, archive, now=now)
+        assert archive.get(event_id).fields["duplicates"] == "3"
+        # Brought back for a replay, the event has the count in Redis too.
+        assert store.restore(archive.get(event_id))
+        assert store.document(event_id)["duplicates"] == 3
+
+    def test_an_event_back_in_redis_gets_them_there(self, archived_one, archive, now):
+        store, event_id, key = archived_one
+        redeliver(store, key, event_id)
+        assert store.restore(archive.get(event_id))  # a replay brought it back before the pass ran
+        archive.delete([event_id])  # as History.restore does
+        assert count_late_duplicates(store, archive) == 0
+        assert store.document(event_id)["duplicates"] == 1
+        assert not store.r.exists(f"{store.p}:dup:late")
+
+    def test_put_back_when_the_archive_fails(self, archived_one, archive, now, monkeypatch):
+        store, event_id, key = archived_one
+        redeliver(store, key, event_id)
+
+        def down(counts):
+            raise OperationalError("UPDATE", {}, Exception("database is locked"))
+
+        monkeypatch.setattr(archive, "add_duplicates", down)
+        assert archive_or_wait(store, archive, budget_s=1.0) == 0  # logged, not raised
+        assert store.r.hgetall(f"{store.p}:dup:late") == {event_id.encode(): b"1"}
+        monkeypatch.undo()
+        archive_pass(store, archive, now=now)
+        assert archive.get(event_id).fields["duplicates"] == "1"
+
+    def test_without_an_archive_they_do_not_pile_up(self, store, now):
+        """No archive: an event not in Redis has gone with its retention, and its late duplicates are
+        dropped rather than kept in Redis for ever."""
+        store = with_settings(store, archive_after_s=int(HOUR))
+        (event_id,) = settled(store, 1, at=now - 2 * HOUR)
+        key = store.document(event_id)["dedup_key"]
+        store.r.delete(store.key("ev", event_id))  # what its retention does
+        redeliver(store, key, event_id)
+        assert store.r.exists(f"{store.p}:dup:late")
+        compact_pass(store, now=now)
+        assert not store.r.exists(f"{store.p}:dup:late")
+
+
+def redeliver(store, dedup_key, event_id):
+    """The same delivery again: answered as a duplicate of `event_id`."""
+    got = store.accept(BODY, dedup_key=dedup_key, headers={}, secret="secret:0")
+    assert got == (event_id, False)

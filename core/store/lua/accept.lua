@@ -12,6 +12,10 @@ if existing then
   local orig = ARGV[1] .. ':ev:' .. existing
   if redis.call('EXISTS', orig) == 1 then
     redis.call('HINCRBY', orig, 'duplicates', 1)
+  else
+    -- Settled and moved to the archive (or gone with its retention): the archiver's next pass counts it on
+    -- the archived row (lua/take_duplicates.lua).
+    redis.call('HINCRBY', ARGV[1] .. ':dup:late', existing, 1)
   end
   return {0, existing}
 end

@@ -99,6 +99,17 @@ class TestArchive:
         assert archive.by_voucherify_id("vf_8") is None
         assert voucherify_event_id("sha256:-:abc") is None
 
+    def test_add_duplicates(self, archive):
+        """Duplicate deliveries that came after archiving are added to the rows' documents; a pruned event
+        is not there to count them on."""
+        archive.write([event(1, received=1.0), event(2, received=2.0)])
+        assert archive.add_duplicates({"evt_0001": 2, "evt_0002": 1, "evt_0009": 4}) == 2
+        assert archive.add_duplicates({"evt_0001": 1}) == 1
+        assert archive.get("evt_0001").fields["duplicates"] == "3"
+        assert archive.get("evt_0002").fields["duplicates"] == "1"
+        assert archive.get("evt_0001").fields["status"] == "processed"  # the rest of the document as it was
+        assert archive.add_duplicates({}) == 0
+
     def test_retention_by_status_in_bounded_batches(self, archive):
         """processed/ignored rows go after their retention, invalid/dead after theirs, a batch at a time."""
         archive.write(

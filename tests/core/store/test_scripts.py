@@ -31,6 +31,7 @@ def test_every_script_is_there():
         "reserve_many",
         "restore",
         "set_status",
+        "take_duplicates",
         "withdraw_hand_off",
     ]
 
