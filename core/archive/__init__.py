@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core import db
@@ -113,25 +113,16 @@ class Archive:
         the events are in the archive (the others were pruned: their counts have nowhere to go)."""
         if not counts:
             return 0
-        found = 0
+        cols = (archived.c.id, archived.c.codec, archived.c.document, archived.c.archived_at)
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(archived.c.id, archived.c.codec, archived.c.document).where(
-                    archived.c.id.in_(list(counts))
-                )
-            ).all()
-            for row in rows:
-                doc = json.loads(codec.decompress(row.document, row.codec))
-                fields = doc["fields"]
-                fields["duplicates"] = str(int(fields.get("duplicates") or 0) + counts[row.id])
-                packed = codec.compress(json.dumps(doc, separators=(",", ":")).encode())
+            rows = conn.execute(select(*cols).where(archived.c.id.in_(list(counts)))).all()
+            changes = [_with_duplicates(_event(r._mapping, with_raw=False), counts[r.id]) for r in rows]
+            if changes:
+                update_row = update(archived).where(archived.c.id == bindparam("_id"))
                 conn.execute(
-                    update(archived)
-                    .where(archived.c.id == row.id)
-                    .values(document=packed, codec=codec.DEFAULT)
+                    update_row.values(document=bindparam("document"), codec=bindparam("codec")), changes
                 )
-                found += 1
-        return found
+        return len(changes)
 
     def get(self, event_id: str) -> ArchivedEvent | None:
         """The archived event, or None."""
@@ -277,9 +268,20 @@ def _filters(
     return out
 
 
+def _document(fields: dict[str, str], actions: dict[str, str]) -> bytes:
+    """The row's `document` before compression: the event's hot state as one JSON (read back by _event)."""
+    return json.dumps({"fields": fields, "actions": actions}, separators=(",", ":")).encode()
+
+
+def _with_duplicates(e: ArchivedEvent, more: int) -> dict[str, Any]:
+    """The parameters of the update adding `more` duplicate deliveries to an archived row's document."""
+    fields = {**e.fields, "duplicates": str(int(e.fields.get("duplicates") or 0) + more)}
+    return {"_id": e.id, "document": codec.compress(_document(fields, e.actions)), "codec": codec.DEFAULT}
+
+
 def _row(e: ArchivedEvent, now: float) -> dict[str, Any]:
     f = e.fields
-    doc = e.document or json.dumps({"fields": f, "actions": e.actions}, separators=(",", ":")).encode()
+    doc = e.document or _document(f, e.actions)
     return {
         "id": e.id,
         "status": e.status,
